@@ -1,0 +1,3 @@
+from raykd.cli import main
+
+main()
