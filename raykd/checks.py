@@ -1,0 +1,93 @@
+"""Check a parsed search space against the files it names, before Ray starts and before anything is written.
+
+:func:`check_inputs` resolves the task, reads the training and eval splits (so a missing file,
+column or unknown label fails now, not in a trial), reads the teacher's configuration and checks
+its labels against the task, and checks each student family against the teacher (for example a
+student initialised from more teacher layers than the teacher has).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from raykd.config import SweepConfig
+from raykd.data.sources import load_split
+from raykd.data.tasks import GLUE_TASKS, TaskSpec, normalise_task_name, custom_task, get_task
+from raykd.errors import RaykdInputError
+from raykd.registry import STUDENTS
+from raykd.teachers.load import TeacherInfo, check_teacher_labels, inspect_teacher
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["CheckedInputs", "check_inputs", "resolve_task"]
+
+
+@dataclass(frozen=True)
+class CheckedInputs:
+    """A search space's inputs, read and checked.
+
+    Attributes:
+        task: the resolved task.
+        teacher: the teacher's configuration.
+        frames: ``train`` and each eval split as DataFrames (``text_a``, ``text_b``, ``label``).
+    """
+
+    task: TaskSpec
+    teacher: TeacherInfo
+    frames: dict[str, "pd.DataFrame"]
+
+
+def resolve_task(space: SweepConfig, teacher: TeacherInfo) -> TaskSpec:
+    """The GLUE task named by ``space.task``, or the user's own task described in ``data``.
+
+    Raises:
+        RaykdInputError: a GLUE task with custom label settings, or a custom task without
+            text columns or labels.
+    """
+    data = space.data
+    if normalise_task_name(space.task) in GLUE_TASKS:
+        if data.labels or data.metric:
+            raise RaykdInputError(f"data.labels / data.metric only apply to your own tasks; {space.task} is a GLUE task with fixed labels")
+        return get_task(space.task)
+    if data.source == "glue":
+        return get_task(space.task)  # raises with the list of GLUE tasks
+    if not data.text_columns:
+        raise RaykdInputError(f"data.text_columns: name the text column(s) of task {space.task} (one, or two for pairs)")
+    metric = data.metric or "accuracy"
+    labels = data.labels
+    if labels is None and metric not in ("pearson", "spearman"):
+        if not teacher.has_named_labels:
+            raise RaykdInputError(f"data.labels: give the label values of task {space.task} in the teacher's id order")
+        labels = teacher.label_names
+    return custom_task(space.task, data.text_columns, labels, metric)
+
+
+def _check_data_source(space: SweepConfig) -> None:
+    data = space.data
+    given = [name for name, value in (("glue_dir", data.glue_dir), ("train", data.train), ("hub", data.hub)) if value]
+    if len(given) != 1:
+        raise RaykdInputError("data: give exactly one source: glue_dir, train + dev files, or hub "
+                              f"(got {', '.join(given) or 'none'})")
+    if data.train and not data.dev:
+        raise RaykdInputError("data.dev: give a dev file next to data.train (it is used for evaluation)")
+
+
+def check_inputs(space: SweepConfig) -> CheckedInputs:
+    """Read and check everything a space points at; write nothing.
+
+    Raises:
+        RaykdInputError: the first problem found, with how to fix it.
+    """
+    _check_data_source(space)
+    teacher = inspect_teacher(space.teacher.path)
+    task = resolve_task(space, teacher)
+    check_teacher_labels(teacher, task)
+    for family, domains in space.students.items():
+        module = STUDENTS.load(family)
+        if hasattr(module, "check_space"):
+            module.check_space(domains, teacher.config)
+    splits = ("train", *task.eval_splits)
+    frames = {split: load_split(space.data, task, split, space.seed) for split in splits}
+    return CheckedInputs(task=task, teacher=teacher, frames=frames)

@@ -1,0 +1,310 @@
+"""Search-space files: YAML -> a frozen :class:`SweepConfig`, every key and value checked.
+
+A search space is a YAML mapping with these sections (see ``search_spaces/sst2_demo.yaml``)::
+
+    name: sst2-demo                # sweep name (default: the file name)
+    task: sst2                     # a GLUE task, or your own task name with data.labels
+    data: {glue_dir: ../shared/data/glue, max_length: 64}
+    teacher: {path: ../shared/models/minilm-sst2}
+    methods: {vanilla: {kd_loss: [kl, mse], temperature: {low: 1, high: 8, log: true}}}
+    students: {bilstm: {hidden_dim: [64, 128]}, transformer: {num_layers: [1, 2]}}
+    training: {lr: {low: 1.0e-4, high: 3.0e-3, log: true}, epochs: 2, batch_size: 64}
+    budget: {num_samples: 8, max_concurrent: 2}
+    resources: {num_workers: 1, cpus_per_worker: 1}
+    seed: 0
+
+Parsing (:func:`load_space`) reads only the YAML and the registries; it rejects unknown keys,
+unknown methods or students, empty choice lists and impossible values. :func:`check_inputs`
+(in :mod:`raykd.checks`) then checks the files the space points at. Both run before Ray starts.
+Relative paths are resolved against the current working directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from raykd.domains import Domain, ParamSpec, parse_params, reject_unknown
+from raykd.errors import RaykdInputError
+from raykd.registry import METHODS, STUDENTS
+
+__all__ = [
+    "DataConfig",
+    "TeacherConfig",
+    "BudgetConfig",
+    "ResourcesConfig",
+    "SweepConfig",
+    "TRAINING_PARAMS",
+    "load_space",
+    "parse_space",
+    "read_yaml",
+]
+
+TRAINING_PARAMS: dict[str, ParamSpec] = {
+    "lr": ParamSpec(float, 1e-3, "peak learning rate of AdamW", low=0, low_open=True),
+    "epochs": ParamSpec(int, 1, "passes over the transfer set", low=1),
+    "batch_size": ParamSpec(int, 64, "examples per optimiser step, per worker", low=1),
+    "weight_decay": ParamSpec(float, 0.01, "AdamW weight decay", low=0),
+    "warmup_ratio": ParamSpec(float, 0.06, "share of steps with linear warm-up", low=0, high=1),
+    "grad_clip": ParamSpec(float, 1.0, "gradient-norm clip (0 = off)", low=0),
+}
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the task data comes from: exactly one of ``glue_dir``, ``train``+``dev`` files, ``hub``.
+
+    Attributes:
+        glue_dir: a folder in GLUE's ``glue_data`` layout (``<glue_dir>/SST-2/train.tsv``).
+        train, dev: CSV / TSV / JSONL files of your own task.
+        hub: a Hugging Face dataset id (needs a network), with ``hub_config`` and split names.
+        text_columns: the text column(s) of files or hub data (one, or two for sentence pairs).
+        label_column: the label column of files or hub data.
+        labels: label values of your own task, in the teacher's id order (omit for regression).
+        metric: metric of your own task: accuracy, f1, matthews, pearson, spearman.
+        max_length: tokens per example after tokenisation (longer examples are truncated).
+        train_limit: use a seeded random sample of this many training examples (smoke runs).
+        dev_limit: use a seeded random sample of this many dev examples.
+    """
+
+    glue_dir: str | None = None
+    train: str | None = None
+    dev: str | None = None
+    hub: str | None = None
+    hub_config: str | None = None
+    hub_train_split: str = "train"
+    hub_dev_split: str = "validation"
+    text_columns: tuple[str, ...] | None = None
+    label_column: str | None = None
+    labels: tuple[str, ...] | None = None
+    metric: str | None = None
+    max_length: int = 128
+    train_limit: int | None = None
+    dev_limit: int | None = None
+
+    @property
+    def source(self) -> str:
+        """``glue``, ``files`` or ``hub``."""
+        return "glue" if self.glue_dir else "files" if self.train else "hub"
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """The fine-tuned teacher: a Hugging Face sequence-classification folder or hub id.
+
+    Attributes:
+        path: model folder (``save_pretrained`` layout) or hub id.
+        batch_size: examples per forward pass when computing soft targets.
+    """
+
+    path: str
+    batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """How many trials, and how many at once.
+
+    Attributes:
+        num_samples: trials Optuna proposes in total.
+        max_concurrent: trials running at once (default: cluster CPUs / CPUs per trial).
+        time_budget_s: stop proposing new trials after this many seconds.
+    """
+
+    num_samples: int = 8
+    max_concurrent: int | None = None
+    time_budget_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ResourcesConfig:
+    """Ray Train resources of each trial.
+
+    Attributes:
+        num_workers: data-parallel workers per trial (DDP when > 1).
+        cpus_per_worker: CPUs reserved per worker; also its torch thread count.
+        gpus_per_worker: GPUs per worker (fractions allowed); > 0 means ``use_gpu``.
+        max_failures: retries of a trial's workers after a worker is lost.
+    """
+
+    num_workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    max_failures: int = 1
+
+    @property
+    def use_gpu(self) -> bool:
+        """Whether workers run on GPUs."""
+        return self.gpus_per_worker > 0
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A parsed, checked search space.
+
+    Attributes:
+        name: sweep name, used for the MLflow experiment and the output folder.
+        task: task name as written (GLUE name, or your own).
+        data, teacher, budget, resources: the sections above.
+        methods: method name -> setting name -> domain.
+        students: student family -> setting name -> domain.
+        training: training setting -> domain (:data:`TRAINING_PARAMS`).
+        seed: seed of Optuna's sampler, data sampling and every trial.
+        source: the YAML text as read, kept for provenance.
+    """
+
+    name: str
+    task: str
+    data: DataConfig
+    teacher: TeacherConfig
+    methods: dict[str, dict[str, Domain]]
+    students: dict[str, dict[str, Domain]]
+    training: dict[str, Domain]
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    seed: int = 0
+    source: str = ""
+
+
+_TOP_KEYS = ("name", "task", "data", "teacher", "methods", "students", "training", "budget", "resources", "seed")
+
+
+def read_yaml(path: str | Path) -> tuple[dict, str]:
+    """Read a YAML mapping; return ``(mapping, text)``.
+
+    Raises:
+        RaykdInputError: missing file, malformed YAML (with line and column), or not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RaykdInputError(f"search space {path} does not exist; give the path of a YAML file")
+    text = path.read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise RaykdInputError(f"malformed YAML in {path}{at}: {problem}; fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise RaykdInputError(f"{path} must hold a YAML mapping with keys such as task, data, teacher, methods, students")
+    return raw, text
+
+
+def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> SweepConfig:
+    """Read and parse a search-space file.
+
+    Args:
+        path: the YAML file.
+        overrides: dotted key -> value, applied before parsing (``{"budget.num_samples": 2}``).
+
+    Raises:
+        RaykdInputError: anything wrong with the file's text or values.
+    """
+    raw, text = read_yaml(path)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    return parse_space(raw, default_name=Path(path).stem, source=text)
+
+
+def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise RaykdInputError(f"override {dotted}: '{key}' is not a section")
+    node[leaf] = value
+
+
+def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> SweepConfig:
+    """Parse a search-space mapping (already loaded from YAML).
+
+    Raises:
+        RaykdInputError: unknown keys, unknown methods or students, bad values.
+    """
+    reject_unknown(raw, _TOP_KEYS, "")
+    for key in ("task", "data", "teacher", "methods", "students"):
+        if key not in raw:
+            raise RaykdInputError(f"search space has no '{key}' section; see search_spaces/sst2_demo.yaml")
+    name = str(raw.get("name") or default_name)
+    return SweepConfig(
+        name=name,
+        task=str(raw["task"]),
+        data=_parse_section(DataConfig, raw["data"], "data"),
+        teacher=_parse_section(TeacherConfig, raw["teacher"], "teacher"),
+        methods=_parse_components(raw["methods"], METHODS, "methods"),
+        students=_parse_components(raw["students"], STUDENTS, "students"),
+        training=parse_params(raw.get("training"), TRAINING_PARAMS, "training"),
+        budget=_parse_section(BudgetConfig, raw.get("budget") or {}, "budget"),
+        resources=_parse_section(ResourcesConfig, raw.get("resources") or {}, "resources"),
+        seed=_int(raw.get("seed", 0), "seed"),
+        source=source,
+    )
+
+
+def _parse_components(raw: Any, registry, where: str) -> dict[str, dict[str, Domain]]:
+    """``{name: {setting: domain}}`` for methods or students; a plain list of names is allowed too."""
+    if isinstance(raw, list):
+        raw = {name: {} for name in raw}
+    if not isinstance(raw, Mapping) or not raw:
+        raise RaykdInputError(f"{where}: give at least one {registry.kind}, e.g. {where}: {{{registry.names()[0]}: {{}}}}")
+    parsed = {}
+    for name, settings in raw.items():
+        module = registry.load(registry.check(str(name), where))
+        domains = parse_params(settings, module.PARAMS, f"{where}.{name}")
+        check = getattr(module, "check_space", None)
+        if check is not None:
+            check(domains, None)
+        parsed[str(name)] = domains
+    return parsed
+
+
+def _parse_section(cls, raw: Any, where: str):
+    """Build a flat dataclass section, checking keys and scalar values."""
+    if not isinstance(raw, Mapping):
+        raise RaykdInputError(f"{where} must be a mapping, got {raw!r}")
+    fields = cls.__dataclass_fields__
+    reject_unknown(raw, fields, where)
+    values = {key: _check_field(cls, key, value, f"{where}.{key}") for key, value in raw.items()}
+    try:
+        return cls(**values)
+    except TypeError:
+        missing = [k for k, f in fields.items() if k not in values and f.default is f.default_factory]
+        raise RaykdInputError(f"{where}: missing required key(s) {', '.join(missing)}") from None
+
+
+_POSITIVE = {"max_length", "train_limit", "dev_limit", "batch_size", "num_samples", "max_concurrent", "num_workers"}
+_NON_NEGATIVE = {"cpus_per_worker", "gpus_per_worker", "max_failures", "time_budget_s"}
+_STR_LISTS = {"text_columns", "labels"}
+
+
+def _check_field(cls, key: str, value: Any, where: str) -> Any:
+    if value is None:
+        return None
+    if key in _STR_LISTS:
+        values = [value] if isinstance(value, (str, int)) else value
+        if not isinstance(values, list) or not values:
+            raise RaykdInputError(f"{where}: give a non-empty list")
+        return tuple(str(v) for v in values)
+    if key in _POSITIVE:
+        number = _int(value, where)
+        if number < 1:
+            raise RaykdInputError(f"{where} must be >= 1, got {number}")
+        return number
+    if key in _NON_NEGATIVE:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise RaykdInputError(f"{where} must be a number >= 0, got {value!r}")
+        return int(value) if key == "max_failures" else float(value)
+    if isinstance(value, (list, dict)):
+        raise RaykdInputError(f"{where} takes one value, got {value!r}")
+    return str(value)
+
+
+def _int(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RaykdInputError(f"{where} must be an integer, got {value!r}")
+    return value

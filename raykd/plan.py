@@ -1,0 +1,54 @@
+"""A readable plan of a checked search space (``raykd validate``)."""
+
+from __future__ import annotations
+
+from raykd.checks import CheckedInputs
+from raykd.config import SweepConfig
+from raykd.domains import Fixed, format_domain
+
+__all__ = ["describe_plan"]
+
+
+def _domains(title: str, domains: dict) -> list[str]:
+    searched = {k: v for k, v in domains.items() if not isinstance(v, Fixed)}
+    fixed = {k: v for k, v in domains.items() if isinstance(v, Fixed)}
+    lines = [f"  {title}"]
+    lines += [f"    {name:20s} {format_domain(domain)}" for name, domain in searched.items()]
+    if fixed:
+        lines.append("    fixed: " + ", ".join(f"{k}={v.value!r}" for k, v in fixed.items()))
+    return lines
+
+
+def describe_plan(space: SweepConfig, inputs: CheckedInputs) -> str:
+    """Describe what ``raykd sweep`` would run, as text."""
+    task, teacher, res = inputs.task, inputs.teacher, space.resources
+    sizes = ", ".join(f"{name} {len(frame):,}" for name, frame in inputs.frames.items())
+    labels = "regression (1 output)" if task.is_regression else ", ".join(task.label_names)
+    lines = [
+        f"space {space.name}: OK",
+        f"task {task.name}: {'sentence pairs' if task.is_pair else 'single sentences'}; labels {labels}; "
+        f"objective: maximise dev {task.primary_metric}, minimise student parameters",
+        f"data ({space.data.source}): {sizes} examples; max_length {space.data.max_length}",
+        f"teacher {teacher.path}: {teacher.num_labels} outputs ({', '.join(teacher.label_names)}), "
+        f"{teacher.config.get('num_hidden_layers', '?')} layers, hidden {teacher.config.get('hidden_size', '?')}",
+        f"methods ({len(space.methods)}):",
+    ]
+    for name, domains in space.methods.items():
+        lines += _domains(name, domains)
+    lines.append(f"students ({len(space.students)}):")
+    for name, domains in space.students.items():
+        lines += _domains(name, domains)
+    lines.append("training:")
+    lines += _domains("all trials", space.training)[1:]
+    budget = space.budget
+    concurrent = budget.max_concurrent or "cluster CPUs / CPUs per trial"
+    gpus = f", {res.gpus_per_worker} GPU" if res.use_gpu else ""
+    lines += [
+        f"trial plan: {budget.num_samples} trials chosen by Optuna (multi-objective TPE, seed {space.seed}), "
+        f"at most {concurrent} at once",
+        f"  each trial: {res.num_workers} Ray Train worker(s) x {res.cpus_per_worker:g} CPU{gpus}"
+        f"{' (DDP)' if res.num_workers > 1 else ''}; up to {res.max_failures} restart(s) after a lost worker",
+    ]
+    if budget.time_budget_s:
+        lines.append(f"  no new trials after {budget.time_budget_s:g} s")
+    return "\n".join(lines)

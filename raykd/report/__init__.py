@@ -1,0 +1,29 @@
+"""Report stage: the accuracy-vs-size Pareto front of a sweep, as CSV, tables and a plot.
+
+Inputs are plain :class:`~raykd.records.TrialResult` / :class:`~raykd.records.TeacherSummary`
+records; this package never imports Ray, torch or MLflow, and imports rich and matplotlib only
+inside the functions that draw.
+"""
+
+from raykd.report.pareto import hypervolume, pareto_mask
+from raykd.report.render import (
+    Report,
+    front_table,
+    markdown_front,
+    pareto_frame,
+    plot_front,
+    trials_frame,
+    write_report,
+)
+
+__all__ = [
+    "pareto_mask",
+    "hypervolume",
+    "Report",
+    "trials_frame",
+    "pareto_frame",
+    "write_report",
+    "front_table",
+    "markdown_front",
+    "plot_front",
+]

@@ -1,0 +1,83 @@
+"""The end of a sweep (or ``raykd report DIR`` later): records -> report files -> MLflow -> table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from raykd.errors import RaykdInputError
+from raykd.records import TeacherSummary
+from raykd.report import front_table, write_report
+from raykd.sweep.results import read_trials
+
+__all__ = ["finish_sweep", "read_sweep_meta"]
+
+
+def read_sweep_meta(sweep_dir: str | Path) -> dict:
+    """The ``sweep.json`` a sweep writes before its first trial.
+
+    Raises:
+        RaykdInputError: the folder is not a raykd sweep folder.
+    """
+    path = Path(sweep_dir) / "sweep.json"
+    if not path.is_file():
+        raise RaykdInputError(f"{sweep_dir} is not a raykd sweep folder (no sweep.json); "
+                              "give a folder under your --storage, e.g. raykd_runs/sst2-demo-20260101-120000")
+    return json.loads(path.read_text())
+
+
+def _attach_run_ids(records, tracker, parent_run_id: str) -> None:
+    runs = tracker.client.search_runs([tracker.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                                      max_results=10000)
+    by_trial = {run.data.tags.get("raykd.trial_id"): run.info.run_id for run in runs}
+    for record in records:
+        record.mlflow_run_id = by_trial.get(record.trial_id)
+
+
+def finish_sweep(sweep_dir: str | Path, *, tracker=None, interrupted: bool = False, end_parent: bool = True,
+                 echo: Callable[[str], Any] = print):
+    """Read every trial back, write trials.csv / pareto.csv / pareto.png, log them, print the front.
+
+    Args:
+        sweep_dir: the sweep's folder.
+        tracker: the sweep's :class:`~raykd.tracking.mlflow.SweepTracker`, or None to skip MLflow.
+        interrupted: the sweep stopped early (the parent run is then marked FAILED).
+        end_parent: close the parent run.
+        echo: where the summary line goes.
+
+    Returns:
+        :class:`~raykd.sweep.run.SweepOutcome`.
+    """
+    from raykd.sweep.run import SweepOutcome
+
+    sweep_dir = Path(sweep_dir)
+    meta = read_sweep_meta(sweep_dir)
+    metric_name = meta["metric_name"]
+    records = read_trials(sweep_dir / "tune", metric_name)
+    teacher = TeacherSummary(**meta["teacher"])
+    parent = meta.get("mlflow_parent_run_id")
+    if tracker is not None and parent:
+        _attach_run_ids(records, tracker, parent)
+    report = write_report(records, sweep_dir, teacher=teacher, task_name=meta["task"], metric_name=metric_name,
+                          ref_metric=meta["baseline"].get(metric_name, 0.0))
+    finished = sum(r.status == "TERMINATED" for r in records)
+    failed = sum(r.status == "ERROR" for r in records)
+    if tracker is not None and parent:
+        for path in (report.trials_csv, report.pareto_csv, report.pareto_png):
+            if path is not None and Path(path).is_file():
+                tracker.log_artifact(parent, path)
+        tracker.log_metrics(parent, {"hypervolume": report.hypervolume, "trials_finished": finished,
+                                     "trials_failed": failed, "front_size": len(report.front)})
+        if end_parent:
+            tracker.end_run(parent, failed=interrupted, reason="sweep interrupted" if interrupted else None)
+    _print_front(report, teacher, metric_name)
+    echo(f"{finished} trials finished, {failed} failed, {len(report.front)} on the Pareto front; "
+         f"hypervolume {report.hypervolume:.4f}; files in {sweep_dir}")
+    return SweepOutcome(sweep_dir=sweep_dir, records=records, report=report)
+
+
+def _print_front(report, teacher, metric_name: str) -> None:
+    from rich.console import Console
+
+    Console(width=160).print(front_table(report, teacher, metric_name))

@@ -1,0 +1,94 @@
+"""Ray Tune's per-trial files -> plain :class:`~raykd.records.TrialResult` records.
+
+The boundary after which no Ray type exists. It reads the files Tune writes as trials run
+(``params.json``, ``result.json``, ``error.txt`` in each trial folder of ``<sweep>/tune``), so it
+works on finished sweeps, interrupted ones and sweeps copied from a cluster, without Ray.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from raykd.records import TrialResult
+
+__all__ = ["read_trials", "flatten_settings", "record_from_result"]
+
+_TUNE_KEYS = {"final", "checkpoint_dir", "checkpoint_path", "metric", "best_metric", "best_epoch", "epoch",
+              "train_loss", "train_seconds", "examples_per_s", "student_params", "student_params_non_embedding",
+              "compression_ratio", "latency_ms", "trial_id", "training_iteration", "time_this_iter_s",
+              "time_total_s", "timestamp", "date", "pid", "hostname", "node_ip", "done", "config",
+              "time_since_restore", "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint"}
+
+
+def flatten_settings(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A trial's nested config flattened with ``/`` (``vanilla/temperature``)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten_settings(value, f"{prefix}{key}/"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _read_results(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by a kill
+            break
+    return rows
+
+
+def record_from_result(trial_id: str, config: dict, results: list[dict], metric_name: str,
+                       error: str | None = None) -> TrialResult:
+    """Build a record from a trial's config and its reported results (oldest first).
+
+    The best epoch's dev metrics are those of the epoch named by the last ``best_epoch``.
+    """
+    last = results[-1] if results else {}
+    epochs = [r for r in results if "epoch" in r and not r.get("final")]
+    best_epoch = last.get("best_epoch")
+    best = next((r for r in reversed(epochs) if r.get("epoch") == best_epoch), epochs[-1] if epochs else {})
+    metrics = {k: float(v) for k, v in best.items()
+               if k not in _TUNE_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    status = "ERROR" if error else "TERMINATED" if last.get("final") else "RUNNING" if results else "PENDING"
+    latency = next((r["latency_ms"] for r in reversed(results) if r.get("latency_ms") is not None), None)
+    return TrialResult(
+        trial_id=trial_id, status=status, method=config.get("method"), student=config.get("student"),
+        settings=flatten_settings(config), metric_name=metric_name, metric=last.get("best_metric"),
+        metrics=metrics, student_params=last.get("student_params"),
+        student_params_non_embedding=last.get("student_params_non_embedding"),
+        compression_ratio=last.get("compression_ratio"), latency_ms=latency,
+        epochs_done=int(max((r.get("epoch", 0) for r in epochs), default=0)),
+        checkpoint_dir=last.get("checkpoint_dir"), error=error,
+    )
+
+
+def read_trials(tune_dir: str | Path, metric_name: str) -> list[TrialResult]:
+    """Every trial Tune has started in ``tune_dir``, as records sorted by trial id.
+
+    Args:
+        tune_dir: the Tune experiment folder (``<sweep>/tune``).
+        metric_name: the task's primary metric, recorded on each record.
+    """
+    records = []
+    for folder in sorted(Path(tune_dir).glob("trial-*")):
+        params = folder / "params.json"
+        if not params.is_file():
+            continue
+        error_file = folder / "error.txt"
+        error = _last_line(error_file.read_text()) if error_file.is_file() else None
+        records.append(record_from_result(folder.name.removeprefix("trial-"), json.loads(params.read_text()),
+                                          _read_results(folder / "result.json"), metric_name, error))
+    return records
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "unknown error"

@@ -1,0 +1,193 @@
+"""Run a sweep: check inputs, build the shared stage, run Ray Tune + Optuna, track, report.
+
+Layout of one sweep under the storage folder (``./raykd_runs`` by default)::
+
+    raykd_runs/
+      cache/teacher_outputs/<key>/      soft targets, shared by every sweep
+      mlflow.db, mlartifacts/           the default MLflow store
+      <name>-<YYYYmmdd-HHMMSS>/         this sweep
+        space.yaml  sweep.json          the space as given; task, teacher, MLflow ids
+        optuna.db                       Optuna's study (multi-objective TPE)
+        tune/trial-<id>/                Tune's per-trial params.json, result.json, error.txt
+        train_runs/trial-<id>/epoch_N/  student checkpoints (safetensors + JSON)
+        trials.csv  pareto.csv  pareto.png
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from raykd.checks import check_inputs
+from raykd.config import SweepConfig
+from raykd.records import TrialResult
+from raykd.report import Report
+from raykd.trial.plan import OBJECTIVES, TrialContext
+
+__all__ = ["SweepOptions", "SweepOutcome", "run_sweep", "default_max_concurrent"]
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """How to run a sweep (the command line's options).
+
+    Attributes:
+        storage: root folder for sweeps, the cache and the default MLflow store.
+        num_samples: overrides ``budget.num_samples``.
+        max_concurrent: overrides ``budget.max_concurrent``.
+        address: an existing Ray cluster (``auto`` or ``host:port``); None starts a local instance.
+        mlflow_uri: MLflow tracking URI; None means ``sqlite:///<storage>/mlflow.db``.
+        num_cpus: logical CPUs of a local Ray instance (default: this machine's).
+        echo: where progress lines go.
+    """
+
+    storage: str = "./raykd_runs"
+    num_samples: int | None = None
+    max_concurrent: int | None = None
+    address: str | None = None
+    mlflow_uri: str | None = None
+    num_cpus: int | None = None
+    echo: Callable[[str], Any] = field(default=print)
+
+
+@dataclass
+class SweepOutcome:
+    """A finished (or interrupted) sweep.
+
+    Attributes:
+        sweep_dir: the sweep's folder.
+        records: every trial, as plain records.
+        report: the written report (front, hypervolume, file paths).
+    """
+
+    sweep_dir: Path
+    records: list[TrialResult]
+    report: Report
+
+
+def default_max_concurrent(cluster: dict[str, float], space: SweepConfig) -> int:
+    """Trials that fit at once: cluster CPUs (and GPUs) over what one trial's workers reserve."""
+    res = space.resources
+    fits = [cluster.get("CPU", 1) // max(res.num_workers * res.cpus_per_worker, 1e-9)]
+    if res.use_gpu:
+        fits.append(cluster.get("GPU", 0) // (res.num_workers * res.gpus_per_worker))
+    return max(1, int(min(fits)))
+
+
+def _start_ray(options: SweepOptions) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if options.address:
+        ray.init(address=options.address, **kwargs)
+    else:
+        ray.init(num_cpus=options.num_cpus or os.cpu_count(), **kwargs)
+
+
+def _sweep_dir(storage: Path, name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = storage / f"{name}-{stamp}"
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = storage / f"{name}-{stamp}-{suffix}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> SweepOutcome:
+    """Run a whole sweep and write its report.
+
+    Inputs are checked before anything is written or Ray starts. A failing trial is recorded
+    (status ERROR, reason in trials.csv and its MLflow run) and the sweep goes on; the report is
+    written even if the sweep is interrupted.
+
+    Raises:
+        RaykdInputError: bad search space, data or teacher (nothing is written).
+    """
+    from raykd.sweep.finish import finish_sweep
+    from raykd.sweep.stage import build_stage
+    from raykd.tracking.mlflow import SweepTracker, default_tracking_uri
+
+    inputs = check_inputs(space)
+    storage = Path(options.storage).resolve()
+    tracking_uri = options.mlflow_uri or default_tracking_uri(storage)
+    tracker = SweepTracker(tracking_uri, f"raykd-{space.name}", storage / "mlartifacts")
+    sweep_dir = _sweep_dir(storage, space.name)
+    (sweep_dir / "space.yaml").write_text(space.source)
+    device = "cuda" if space.resources.use_gpu and _cuda() else "cpu"
+    options.echo(f"sweep folder: {sweep_dir}")
+    stage = build_stage(space, inputs, storage / "cache", device=device)
+    task = inputs.task
+    options.echo(f"teacher: {task.primary_metric} {stage.teacher.metric:.4f} on {task.eval_splits[0]}, "
+                 f"{stage.teacher.params / 1e6:.1f}M parameters, {stage.teacher.latency_ms:.2f} ms/example")
+    parent = tracker.start_sweep(sweep_dir.name, {"task": task.name, "teacher": stage.teacher.path,
+                                                  "num_samples": options.num_samples or space.budget.num_samples})
+    tracker.log_artifact(parent, sweep_dir / "space.yaml")
+    meta = {"name": space.name, "task": task.name, "metric_name": task.primary_metric,
+            "teacher": stage.teacher.to_dict(), "baseline": stage.baseline,
+            "mlflow_uri": tracking_uri, "mlflow_parent_run_id": parent}
+    (sweep_dir / "sweep.json").write_text(json.dumps(meta, indent=1))
+    context = TrialContext(task=task, train_cache=str(stage.splits["train"].path),
+                           eval_caches={s: str(stage.splits[s].path) for s in task.eval_splits},
+                           teacher_path=inputs.teacher.path, teacher_config=inputs.teacher.config,
+                           teacher_params=stage.teacher.params, pad_id=stage.pad_id,
+                           max_length=space.data.max_length, resources=space.resources,
+                           train_storage=str(sweep_dir / "train_runs"), seed=space.seed)
+    interrupted = True
+    try:
+        _run_tuner(space, options, context, sweep_dir, tracker)
+        interrupted = False
+    finally:
+        outcome = finish_sweep(sweep_dir, tracker=tracker, interrupted=interrupted, echo=options.echo)
+    return outcome
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext, sweep_dir: Path, tracker) -> None:
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.search.optuna import OptunaSearch
+
+    from raykd.sweep.callbacks import MlflowTrialCallback, ProgressCallback
+    from raykd.sweep.space import DefineByRun
+    from raykd.trial.driver import run_trial
+
+    _start_ray(options)
+    num_samples = options.num_samples or space.budget.num_samples
+    concurrent = (options.max_concurrent or space.budget.max_concurrent
+                  or default_max_concurrent(ray.cluster_resources(), space))
+    options.echo(f"running {num_samples} trials, at most {concurrent} at once")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=space.seed, multivariate=True, group=True, constant_liar=True)
+    searcher = OptunaSearch(
+        space=DefineByRun(space), metric=[m for m, _ in OBJECTIVES], mode=[d for _, d in OBJECTIVES],
+        sampler=sampler, study_name=sweep_dir.name,
+        storage=optuna.storages.RDBStorage(f"sqlite:///{sweep_dir / 'optuna.db'}"))
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"CPU": 0.01})
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples, max_concurrent_trials=concurrent,
+                                    time_budget_s=space.budget.time_budget_s,
+                                    trial_name_creator=lambda t: f"trial-{t.trial_id}",
+                                    trial_dirname_creator=lambda t: f"trial-{t.trial_id}"),
+        run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=0,
+                                  callbacks=[ProgressCallback(context.task.primary_metric, num_samples, options.echo),
+                                             MlflowTrialCallback(tracker)]),
+    )
+    tuner.fit()

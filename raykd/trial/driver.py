@@ -1,0 +1,58 @@
+"""The Tune function trainable that launches one trial's ``TorchTrainer`` (Ray 2.60, Train V2).
+
+This follows Ray's documented Train-inside-Tune pattern (``train_tune_interop.py``): the Tune
+trial is a small driver that builds a ``TorchTrainer`` named after the trial id and calls
+``fit()``. Per-epoch metrics reach Tune through ``TuneReportCallback``; when ``fit()`` returns,
+the driver reports one final result holding the objectives and the best checkpoint's path.
+The Train run name has no timestamp, so a retried or restored trial resumes its own run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray.train
+import ray.tune
+from ray.train.torch import TorchTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from raykd.trial.plan import TrialContext
+from raykd.trial.worker import train_fn_per_worker
+
+__all__ = ["run_trial", "scaling_config"]
+
+
+def scaling_config(context: TrialContext) -> ray.train.ScalingConfig:
+    """Workers and per-worker resources of a trial, from the space's ``resources`` section."""
+    res = context.resources
+    per_worker = {"CPU": res.cpus_per_worker}
+    if res.use_gpu:
+        per_worker["GPU"] = res.gpus_per_worker
+    return ray.train.ScalingConfig(num_workers=res.num_workers, use_gpu=res.use_gpu, resources_per_worker=per_worker)
+
+
+def run_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """Tune trainable: distil one student with the trial's sampled settings.
+
+    Args:
+        config: the settings Optuna sampled for this trial (nested by ``/``).
+        context: what all trials share (bound with ``tune.with_parameters``).
+    """
+    trial_id = ray.tune.get_context().get_trial_id()
+    trainer = TorchTrainer(
+        train_fn_per_worker,
+        train_loop_config={"trial": config, "context": context},
+        scaling_config=scaling_config(context),
+        run_config=ray.train.RunConfig(
+            name=f"trial-{trial_id}",
+            storage_path=context.train_storage,
+            callbacks=[TuneReportCallback()],
+            failure_config=ray.train.FailureConfig(max_failures=context.resources.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=1, checkpoint_score_attribute="metric", checkpoint_score_order="max"),
+        ),
+    )
+    result = trainer.fit()
+    best = result.get_best_checkpoint(metric="metric", mode="max")
+    final = {**(result.metrics or {}), "checkpoint_dir": best.path if best else None, "final": True}
+    ray.tune.report(final)

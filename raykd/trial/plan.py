@@ -1,0 +1,47 @@
+"""What every trial of a sweep shares (plain data; no Ray import)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from raykd.config import ResourcesConfig
+from raykd.data.tasks import TaskSpec
+
+__all__ = ["TrialContext", "PRIMARY_KEY", "OBJECTIVES"]
+
+PRIMARY_KEY = "best_metric"
+"""Result key Optuna maximises: the best dev value of the task's primary metric so far."""
+
+OBJECTIVES = ((PRIMARY_KEY, "max"), ("student_params", "min"))
+"""Optuna's objectives, with their directions."""
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """The fixed part of every trial of one sweep, built once by the sweep driver.
+
+    Attributes:
+        task: the task being distilled.
+        train_cache: ``.npz`` of the transfer set with the teacher's logits.
+        eval_caches: eval split name -> ``.npz`` (``dev``; MNLI has two).
+        teacher_path: teacher folder or hub id (students initialised from teacher weights read it).
+        teacher_config: the teacher's ``config.json``.
+        teacher_params: teacher total parameters (for the compression ratio).
+        pad_id: the tokenizer's padding id.
+        max_length: tokens per example.
+        resources: Ray Train resources per trial.
+        train_storage: absolute folder (or URI) where Train runs and checkpoints go.
+        seed: the sweep seed.
+    """
+
+    task: TaskSpec
+    train_cache: str
+    eval_caches: dict[str, str]
+    teacher_path: str
+    teacher_config: dict
+    teacher_params: int
+    pad_id: int
+    max_length: int
+    resources: ResourcesConfig
+    train_storage: str
+    seed: int = 0

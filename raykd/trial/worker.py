@@ -1,0 +1,90 @@
+"""The per-worker function of a trial's ``TorchTrainer``: build, distil, checkpoint, report.
+
+Runs in every Ray Train worker. Rank 0 writes a checkpoint after each epoch
+(``ray.train.report(..., checkpoint_dir_name="epoch_NNN")``); every rank reports the same number
+of times, as Ray Train requires. After the last epoch rank 0 measures batch-1 CPU latency.
+On a restart after a worker failure, training resumes from ``ray.train.get_checkpoint()``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+import ray.train
+import ray.train.torch
+import torch
+
+from raykd.data.encoding import EncodedSplit
+from raykd.distill.checkpoint import load_checkpoint, save_checkpoint
+from raykd.distill.evaluate import evaluate_splits, measure_latency
+from raykd.distill.loop import LoopSettings, fit
+from raykd.registry import METHODS
+from raykd.students import StudentContext, build_student, count_parameters, student_spec
+from raykd.trial.plan import TrialContext
+
+__all__ = ["train_fn_per_worker", "loop_settings"]
+
+
+def loop_settings(trial: dict[str, Any], context: TrialContext, device: str) -> LoopSettings:
+    """The trial's optimisation settings from its resolved config."""
+    amp = "bf16" if device.startswith("cuda") else None
+    return LoopSettings(epochs=int(trial["epochs"]), batch_size=int(trial["batch_size"]), lr=float(trial["lr"]),
+                        weight_decay=float(trial["weight_decay"]), warmup_ratio=float(trial["warmup_ratio"]),
+                        grad_clip=float(trial["grad_clip"]), seed=context.seed, device=device, amp=amp)
+
+
+def _student(trial: dict, context: TrialContext):
+    family = trial["student"]
+    ctx = StudentContext(num_labels=context.task.num_labels, is_pair=context.task.is_pair,
+                         vocab_size=int(context.teacher_config["vocab_size"]), pad_token_id=context.pad_id,
+                         max_length=context.max_length, teacher_path=context.teacher_path,
+                         teacher_config=context.teacher_config)
+    spec = student_spec(family, trial[family], ctx)
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        torch.manual_seed(context.seed)
+        return build_student(family, trial[family], ctx), spec, None
+    with checkpoint.as_directory() as folder:
+        model, state = load_checkpoint(folder)
+    return model, spec, state
+
+
+def train_fn_per_worker(config: dict[str, Any]) -> None:
+    """Ray Train worker entry point.
+
+    Args:
+        config: ``{"trial": resolved trial settings, "context": TrialContext}``.
+    """
+    trial, context = config["trial"], config["context"]
+    train_ctx = ray.train.get_context()
+    rank, world = train_ctx.get_world_rank(), train_ctx.get_world_size()
+    torch.set_num_threads(max(1, int(context.resources.cpus_per_worker)))
+    device = str(ray.train.torch.get_device()) if context.resources.use_gpu else "cpu"
+
+    train = EncodedSplit.load(context.train_cache)
+    evals = {name: EncodedSplit.load(path) for name, path in context.eval_caches.items()}
+    model, spec, state = _student(trial, context)
+    counts = count_parameters(model)
+    sizes = {"student_params": counts.total, "student_params_non_embedding": counts.non_embedding,
+             "compression_ratio": context.teacher_params / counts.total}
+    model = ray.train.torch.prepare_model(model) if world > 1 else model.to(device)
+    method = METHODS.load(trial["method"]).make_method(trial[trial["method"]], context.task)
+    settings = loop_settings(trial, context, device)
+    primary = context.task.primary_metric
+
+    def report(metrics: dict, loop_state) -> None:
+        metrics = {**metrics, **sizes, "metric": metrics[primary]}
+        if loop_state.epoch == settings.epochs and rank == 0:
+            metrics["latency_ms"] = measure_latency(getattr(model, "module", model), next(iter(evals.values())),
+                                                    context.pad_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if rank == 0:
+                save_checkpoint(tmp, model, spec, loop_state, metrics)
+                checkpoint = ray.train.Checkpoint.from_directory(tmp)
+            ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{loop_state.epoch:03d}")
+
+    fit(model, method.objective, train, settings,
+        evaluate=lambda m: evaluate_splits(m, evals, context.task, context.pad_id, device),
+        primary=primary, report=report, pad_id=context.pad_id, rank=rank, world_size=world, state=state)
