@@ -2,8 +2,8 @@
 
 :func:`check_inputs` resolves the task, reads the training and eval splits (so a missing file,
 column or unknown label fails now, not in a trial), reads the teacher's configuration and checks
-its labels against the task, and checks each student family against the teacher (for example a
-student initialised from more teacher layers than the teacher has).
+its labels against the task, and checks each student family and method against the teacher (for
+example a student initialised from more teacher layers than the teacher has).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from raykd.config import SweepConfig
 from raykd.data.sources import load_split
 from raykd.data.tasks import GLUE_TASKS, TaskSpec, normalise_task_name, custom_task, get_task
 from raykd.errors import RaykdInputError
-from raykd.registry import STUDENTS
+from raykd.registry import METHODS, STUDENTS
 from raykd.teachers.load import TeacherInfo, check_teacher_labels, inspect_teacher
 
 if TYPE_CHECKING:
@@ -84,10 +84,11 @@ def check_inputs(space: SweepConfig) -> CheckedInputs:
     teacher = inspect_teacher(space.teacher.path)
     task = resolve_task(space, teacher)
     check_teacher_labels(teacher, task)
-    for family, domains in space.students.items():
-        module = STUDENTS.load(family)
-        if hasattr(module, "check_space"):
-            module.check_space(domains, teacher.config)
+    for registry, components in ((STUDENTS, space.students), (METHODS, space.methods)):
+        for name, domains in components.items():
+            check = getattr(registry.load(name), "check_space", None)
+            if check is not None:
+                check(domains, teacher.config)
     splits = ("train", *task.eval_splits)
     frames = {split: load_split(space.data, task, split, space.seed) for split in splits}
     return CheckedInputs(task=task, teacher=teacher, frames=frames)

@@ -43,7 +43,10 @@ def _parse_overrides(pairs: tuple[str, ...]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise RaykdInputError(f"--set {pair}: write KEY=VALUE with a dotted key, e.g. --set budget.num_samples=4")
-        overrides[key.strip()] = yaml.safe_load(value)
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise RaykdInputError(f"--set {pair}: the value is not valid YAML; quote it or fix it") from None
     return overrides
 
 
@@ -161,7 +164,10 @@ def fine_tune_command(task, base, out, glue_dir, epochs, lr, batch_size, max_len
     from raykd.data.sources import load_split
     from raykd.data.tasks import get_task
     from raykd.sweep.stage import rich_progress
+    from raykd._quiet import quiet_libraries
     from raykd.teachers.finetune import FineTuneSettings, fine_tune
+
+    quiet_libraries()
 
     spec = get_task(task)
     data = DataConfig(glue_dir=glue_dir, hub=None if glue_dir else spec.hub[0], hub_config=spec.hub[1],

@@ -185,9 +185,12 @@ def read_yaml(path: str | Path) -> tuple[dict, str]:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
+        mark, opened = getattr(err, "problem_mark", None), getattr(err, "context_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        context = getattr(err, "context", None)
+        if context and opened is not None and (mark is None or opened.line != mark.line):
+            problem += f" ({context} at line {opened.line + 1}, column {opened.column + 1})"
         raise RaykdInputError(f"malformed YAML in {path}{at}: {problem}; fix the syntax") from None
     if not isinstance(raw, dict):
         raise RaykdInputError(f"{path} must hold a YAML mapping with keys such as task, data, teacher, methods, students")
@@ -206,6 +209,8 @@ def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
     """
     raw, text = read_yaml(path)
     for dotted, value in (overrides or {}).items():
+        if not all(dotted.split(".")):
+            raise RaykdInputError(f"--set {dotted}={value}: the key needs dotted names, e.g. budget.num_samples")
         _set_dotted(raw, dotted, value)
     return parse_space(raw, default_name=Path(path).stem, source=text)
 
@@ -230,7 +235,9 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
     for key in ("task", "data", "teacher", "methods", "students"):
         if key not in raw:
             raise RaykdInputError(f"search space has no '{key}' section; see search_spaces/sst2_demo.yaml")
-    name = str(raw.get("name") or default_name)
+    name = raw.get("name") or default_name
+    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise RaykdInputError(f"name must be one word of letters, digits, '-', '_' or '.', got {name!r}")
     return SweepConfig(
         name=name,
         task=str(raw["task"]),
@@ -241,7 +248,7 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
         training=parse_params(raw.get("training"), TRAINING_PARAMS, "training"),
         budget=_parse_section(BudgetConfig, raw.get("budget") or {}, "budget"),
         resources=_parse_section(ResourcesConfig, raw.get("resources") or {}, "resources"),
-        seed=_int(raw.get("seed", 0), "seed"),
+        seed=_seed(raw.get("seed", 0)),
         source=source,
     )
 
@@ -255,18 +262,16 @@ def _parse_components(raw: Any, registry, where: str) -> dict[str, dict[str, Dom
     parsed = {}
     for name, settings in raw.items():
         module = registry.load(registry.check(str(name), where))
-        domains = parse_params(settings, module.PARAMS, f"{where}.{name}")
-        check = getattr(module, "check_space", None)
-        if check is not None:
-            check(domains, None)
-        parsed[str(name)] = domains
+        # combinations that depend on the teacher (check_space) are checked by raykd.checks
+        parsed[str(name)] = parse_params(settings, module.PARAMS, f"{where}.{name}")
     return parsed
 
 
 def _parse_section(cls, raw: Any, where: str):
     """Build a flat dataclass section, checking keys and scalar values."""
     if not isinstance(raw, Mapping):
-        raise RaykdInputError(f"{where} must be a mapping, got {raw!r}")
+        hint = f"; write it as {where}: {{path: {raw}}}" if where == "teacher" and isinstance(raw, str) else ""
+        raise RaykdInputError(f"{where} must be a mapping, got {raw!r}{hint}")
     fields = cls.__dataclass_fields__
     reject_unknown(raw, fields, where)
     values = {key: _check_field(cls, key, value, f"{where}.{key}") for key, value in raw.items()}
@@ -302,6 +307,13 @@ def _check_field(cls, key: str, value: Any, where: str) -> Any:
     if isinstance(value, (list, dict)):
         raise RaykdInputError(f"{where} takes one value, got {value!r}")
     return str(value)
+
+
+def _seed(value: Any) -> int:
+    seed = _int(value, "seed")
+    if not 0 <= seed < 2**32:
+        raise RaykdInputError(f"seed must be between 0 and 2**32 - 1, got {seed}")
+    return seed
 
 
 def _int(value: Any, where: str) -> int:

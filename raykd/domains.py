@@ -4,8 +4,8 @@ A search space gives every tunable setting in one of three YAML forms:
 
 - a scalar (``temperature: 2.0``): fixed, not searched;
 - a list (``kd_loss: [kl, mse]``): a categorical choice;
-- a mapping (``lr: {low: 1.0e-4, high: 3.0e-3, log: true}``): a numeric range, integer when both
-  bounds are integers (optional ``step``).
+- a mapping (``lr: {low: 1.0e-4, high: 3.0e-3, log: true}``): a numeric range, of integers for
+  integer settings (optional ``step``, > 0).
 
 Each setting is declared once, by the component that uses it, as a :class:`ParamSpec` (type,
 default, allowed values or bounds, one line of help). :func:`parse_domain` checks every value a
@@ -161,12 +161,16 @@ def _parse_range(raw: Mapping, spec: ParamSpec, where: str) -> Range:
     high = spec.check(raw["high"], f"{where}.high")
     if not low < high:
         raise RaykdInputError(f"{where}: low ({low}) must be smaller than high ({high})")
-    log = bool(raw.get("log", False))
+    log = raw.get("log", False)
+    if not isinstance(log, bool):
+        raise RaykdInputError(f"{where}.log must be true or false, got {log!r}")
     if log and low <= 0:
         raise RaykdInputError(f"{where}: a log range needs low > 0, got {low}")
     step = raw.get("step")
-    if step is not None and log:
-        raise RaykdInputError(f"{where}: use either 'log' or 'step', not both")
+    if step is not None:
+        if log:
+            raise RaykdInputError(f"{where}: use either 'log' or 'step', not both")
+        step = ParamSpec(spec.kind, None, low=0, low_open=True).check(step, f"{where}.step")
     return Range(low, high, log=log, step=step, is_int=spec.kind is int)
 
 

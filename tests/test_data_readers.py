@@ -104,7 +104,7 @@ def test_double_quotes_are_text_not_quoting():
 
 @needs_glue
 def test_missing_split_names_layout():
-    with pytest.raises(RaykdInputError, match=r"missing file .*QNLI/train\.tsv \(glue_data layout"):
+    with pytest.raises(RaykdInputError, match=r"missing file .*QNLI/train\.tsv; put QNLI's train\.tsv there"):
         read_glue(GLUE_DIR, get_task("qnli"), "train")
 
 

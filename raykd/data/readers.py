@@ -100,7 +100,8 @@ def glue_split_path(glue_dir: str | Path, task: TaskSpec, split: str) -> Path:
     path = root / task.glue_dir_name / f"{split}.tsv"
     if not path.is_file():
         raise RaykdInputError(
-            f"missing file {path} (glue_data layout: <glue_dir>/{task.glue_dir_name}/{split}.tsv)"
+            f"data.glue_dir: missing file {path}; put {task.glue_dir_name}'s {split}.tsv there or point "
+            f"data.glue_dir at a complete glue_data folder (<glue_dir>/{task.glue_dir_name}/{split}.tsv)"
         )
     return path
 

@@ -24,7 +24,14 @@ def read_sweep_meta(sweep_dir: str | Path) -> dict:
     if not path.is_file():
         raise RaykdInputError(f"{sweep_dir} is not a raykd sweep folder (no sweep.json); "
                               "give a folder under your --storage, e.g. raykd_runs/sst2-demo-20260101-120000")
-    return json.loads(path.read_text())
+    try:
+        meta = json.loads(path.read_text())
+        if not isinstance(meta, dict) or "metric_name" not in meta or "teacher" not in meta:
+            raise ValueError
+    except ValueError:
+        raise RaykdInputError(f"{path} is damaged (not the JSON raykd wrote); "
+                              "re-run the sweep or restore the file") from None
+    return meta
 
 
 def _attach_run_ids(records, tracker, parent_run_id: str) -> None:

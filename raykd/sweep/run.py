@@ -117,6 +117,9 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
     from raykd.sweep.stage import build_stage
     from raykd.tracking.mlflow import SweepTracker, default_tracking_uri
 
+    from raykd._quiet import quiet_libraries
+
+    quiet_libraries()
     inputs = check_inputs(space)
     storage = Path(options.storage).resolve()
     tracking_uri = options.mlflow_uri or default_tracking_uri(storage)

@@ -15,6 +15,7 @@ import ray.train
 import ray.train.torch
 import torch
 
+from raykd._quiet import quiet_libraries
 from raykd.data.encoding import EncodedSplit
 from raykd.distill.checkpoint import load_checkpoint, save_checkpoint
 from raykd.distill.evaluate import evaluate_splits, measure_latency
@@ -56,6 +57,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
     Args:
         config: ``{"trial": resolved trial settings, "context": TrialContext}``.
     """
+    quiet_libraries()
     trial, context = config["trial"], config["context"]
     train_ctx = ray.train.get_context()
     rank, world = train_ctx.get_world_rank(), train_ctx.get_world_size()
