@@ -7,7 +7,7 @@ A search space is a YAML mapping with these sections (see ``search_spaces/sst2_d
     data: {glue_dir: ../shared/data/glue, max_length: 64}
     teacher: {path: ../shared/models/minilm-sst2}
     methods: {vanilla: {kd_loss: [kl, mse], temperature: {low: 1, high: 8, log: true}}}
-    students: {bilstm: {hidden_dim: [64, 128]}, transformer: {num_layers: [1, 2]}}
+    students: {bilstm: {hidden_dim: [64, 128]}, transformer: {num_layers: [1, 2], lr: 1.0e-4}}
     training: {lr: {low: 1.0e-4, high: 3.0e-3, log: true}, epochs: 2, batch_size: 64}
     budget: {num_samples: 8, max_concurrent: 2}
     resources: {num_workers: 1, cpus_per_worker: 1}
@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from raykd.domains import Domain, ParamSpec, parse_params, reject_unknown
+from raykd.domains import Domain, ParamSpec, parse_domain, parse_params, reject_unknown
 from raykd.errors import RaykdInputError
 from raykd.registry import METHODS, STUDENTS
 
@@ -152,6 +152,9 @@ class SweepConfig:
         methods: method name -> setting name -> domain.
         students: student family -> setting name -> domain.
         training: training setting -> domain (:data:`TRAINING_PARAMS`).
+        student_training: student family -> training settings that override ``training`` for
+            trials of that family (``students: {transformer: {lr: ..., epochs: 1}}``), because a
+            teacher-initialised transformer and a BiLSTM rarely share a good learning rate.
         seed: seed of Optuna's sampler, data sampling and every trial.
         source: the YAML text as read, kept for provenance.
     """
@@ -163,6 +166,7 @@ class SweepConfig:
     methods: dict[str, dict[str, Domain]]
     students: dict[str, dict[str, Domain]]
     training: dict[str, Domain]
+    student_training: dict[str, dict[str, Domain]] = field(default_factory=dict)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     seed: int = 0
@@ -235,6 +239,7 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
     for key in ("task", "data", "teacher", "methods", "students"):
         if key not in raw:
             raise RaykdInputError(f"search space has no '{key}' section; see search_spaces/sst2_demo.yaml")
+    students, student_training = _split_student_training(raw["students"])
     name = raw.get("name") or default_name
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise RaykdInputError(f"name must be one word of letters, digits, '-', '_' or '.', got {name!r}")
@@ -244,13 +249,30 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
         data=_parse_section(DataConfig, raw["data"], "data"),
         teacher=_parse_section(TeacherConfig, raw["teacher"], "teacher"),
         methods=_parse_components(raw["methods"], METHODS, "methods"),
-        students=_parse_components(raw["students"], STUDENTS, "students"),
+        students=_parse_components(students, STUDENTS, "students"),
         training=parse_params(raw.get("training"), TRAINING_PARAMS, "training"),
+        student_training=student_training,
         budget=_parse_section(BudgetConfig, raw.get("budget") or {}, "budget"),
         resources=_parse_section(ResourcesConfig, raw.get("resources") or {}, "resources"),
         seed=_seed(raw.get("seed", 0)),
         source=source,
     )
+
+
+def _split_student_training(raw: Any) -> tuple[Any, dict[str, dict[str, Domain]]]:
+    """Move training settings written inside a student family (``lr``, ``epochs``, ...) out of it."""
+    if not isinstance(raw, Mapping):
+        return raw, {}
+    families, overrides = {}, {}
+    for family, settings in raw.items():
+        settings = dict(settings or {}) if isinstance(settings, Mapping) else settings
+        if isinstance(settings, dict):
+            own = {k: settings.pop(k) for k in list(settings) if k in TRAINING_PARAMS}
+            if own:
+                overrides[str(family)] = {k: parse_domain(v, TRAINING_PARAMS[k], f"students.{family}.{k}")
+                                          for k, v in own.items()}
+        families[family] = settings
+    return families, overrides
 
 
 def _parse_components(raw: Any, registry, where: str) -> dict[str, dict[str, Domain]]:

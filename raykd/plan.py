@@ -38,6 +38,8 @@ def describe_plan(space: SweepConfig, inputs: CheckedInputs) -> str:
     lines.append(f"students ({len(space.students)}):")
     for name, domains in space.students.items():
         lines += _domains(name, domains)
+        if space.student_training.get(name):
+            lines += ["  " + line for line in _domains("training (overrides)", space.student_training[name])]
     lines.append("training:")
     lines += _domains("all trials", space.training)[1:]
     budget = space.budget

@@ -167,7 +167,9 @@ def _optimiser(model: nn.Module, settings: LoopSettings, total_steps: int):
         if param.requires_grad:
             (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
     groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=settings.lr)
+    # fused AdamW: same update, one kernel over all parameters; 2.5x faster steps than the default
+    # foreach path for students whose 30k-row embedding dominates (benchmarks/trial_overhead.py)
+    optimizer = torch.optim.AdamW(groups, lr=settings.lr, fused=True)
     warmup = int(settings.warmup_ratio * total_steps)
     return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, max(total_steps, 1))
 

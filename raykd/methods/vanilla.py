@@ -27,13 +27,20 @@ from dataclasses import dataclass
 
 from raykd.domains import ParamSpec
 
-__all__ = ["PARAMS", "VanillaKD", "make_method"]
+__all__ = ["PARAMS", "VanillaKD", "make_method", "active"]
 
 PARAMS = {
     "kd_loss": ParamSpec(str, "kl", "soft-target discrepancy: kl (Hinton) or mse on logits (Tang)", choices=("kl", "mse")),
     "temperature": ParamSpec(float, 2.0, "softmax temperature T of the kl discrepancy (> 0)", low=0, low_open=True),
     "alpha": ParamSpec(float, 0.0, "weight of the gold-label loss; 1 - alpha weighs the soft targets", low=0, high=1),
 }
+
+
+def active(chosen: dict) -> set[str]:
+    """Settings that exist given those chosen so far: ``temperature`` only matters for ``kl``."""
+    if chosen.get("kd_loss", PARAMS["kd_loss"].default) == "kl":
+        return set(PARAMS)
+    return set(PARAMS) - {"temperature"}
 
 
 @dataclass(frozen=True)
@@ -65,5 +72,5 @@ class VanillaKD:
 
 def make_method(params: dict, task) -> VanillaKD:
     """Build the objective from a trial's resolved ``vanilla`` settings and the task."""
-    return VanillaKD(kd_loss=params["kd_loss"], temperature=float(params["temperature"]),
+    return VanillaKD(kd_loss=params["kd_loss"], temperature=float(params.get("temperature", 1.0)),
                      alpha=float(params["alpha"]), regression=task.is_regression)

@@ -43,7 +43,8 @@ class SweepOptions:
         max_concurrent: overrides ``budget.max_concurrent``.
         address: an existing Ray cluster (``auto`` or ``host:port``); None starts a local instance.
         mlflow_uri: MLflow tracking URI; None means ``sqlite:///<storage>/mlflow.db``.
-        num_cpus: logical CPUs of a local Ray instance (default: this machine's).
+        num_cpus: CPUs a local Ray instance gives trial workers (default: this machine's); it gets one
+            more logical CPU for the trials' driver processes.
         echo: where progress lines go.
     """
 
@@ -71,13 +72,22 @@ class SweepOutcome:
     report: Report
 
 
+DRIVER_CPU = 0.01
+"""CPU each trial's Tune driver reserves; it only waits while its Train workers run."""
+
+
 def default_max_concurrent(cluster: dict[str, float], space: SweepConfig) -> int:
-    """Trials that fit at once: cluster CPUs (and GPUs) over what one trial's workers reserve."""
+    """Trials that fit at once: cluster CPUs (and GPUs) over what one trial reserves (workers + driver)."""
     res = space.resources
-    fits = [cluster.get("CPU", 1) // max(res.num_workers * res.cpus_per_worker, 1e-9)]
+    fits = [cluster.get("CPU", 1) // (res.num_workers * res.cpus_per_worker + DRIVER_CPU)]
     if res.use_gpu:
         fits.append(cluster.get("GPU", 0) // (res.num_workers * res.gpus_per_worker))
     return max(1, int(min(fits)))
+
+
+def startup_trials(num_samples: int) -> int:
+    """Random trials before TPE starts modelling: Optuna's 10, or half of a small budget (at least 2)."""
+    return max(2, min(10, num_samples // 2))
 
 
 def _start_ray(options: SweepOptions) -> None:
@@ -89,7 +99,9 @@ def _start_ray(options: SweepOptions) -> None:
     if options.address:
         ray.init(address=options.address, **kwargs)
     else:
-        ray.init(num_cpus=options.num_cpus or os.cpu_count(), **kwargs)
+        # One logical CPU more than the workers get: the trials' drivers (DRIVER_CPU each) sleep
+        # while their workers train, and without it the last trial's workers could never be placed.
+        ray.init(num_cpus=(options.num_cpus or os.cpu_count()) + 1, **kwargs)
 
 
 def _sweep_dir(storage: Path, name: str) -> Path:
@@ -177,12 +189,13 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
     options.echo(f"running {num_samples} trials, at most {concurrent} at once")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=space.seed, multivariate=True, group=True, constant_liar=True)
+        sampler = optuna.samplers.TPESampler(seed=space.seed, multivariate=True, group=True, constant_liar=True,
+                                             n_startup_trials=startup_trials(num_samples))
     searcher = OptunaSearch(
         space=DefineByRun(space), metric=[m for m, _ in OBJECTIVES], mode=[d for _, d in OBJECTIVES],
         sampler=sampler, study_name=sweep_dir.name,
         storage=optuna.storages.RDBStorage(f"sqlite:///{sweep_dir / 'optuna.db'}"))
-    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"CPU": 0.01})
+    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"CPU": DRIVER_CPU})
     tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples, max_concurrent_trials=concurrent,

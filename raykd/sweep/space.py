@@ -4,9 +4,11 @@ A trial first picks a method and a student family; only that method's and that f
 are then sampled, under names prefixed by the component (``vanilla/temperature``,
 ``bilstm/hidden_dim``), which Ray nests into ``config["vanilla"]["temperature"]``. Prefixes keep
 two families' settings of the same name (``num_layers``) apart, as Optuna needs one distribution
-per name. Fixed settings are returned as constants and not sampled. A student family may also
-declare conditional settings with ``active(params) -> set[str]`` (the transformer's width settings
-only exist for random initialisation).
+per name. Training settings a student family overrides are sampled under ``<family>/training/<name>``.
+Fixed settings are returned as constants and not sampled. A student family may also
+A method or student family may declare conditional settings with ``active(chosen) -> set[str]``
+(the transformer's width settings only exist for random initialisation; ``temperature`` only for
+the ``kl`` discrepancy); settings are visited in the order their module declares them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from raykd.config import SweepConfig
 from raykd.domains import Choice, Domain, Fixed, Range
-from raykd.registry import STUDENTS
+from raykd.registry import METHODS, STUDENTS
 
 __all__ = ["DefineByRun", "sample"]
 
@@ -39,7 +41,7 @@ def _pick(trial, name: str, options: list[str]) -> str:
 def _component(trial, prefix: str, domains: dict[str, Domain], constants: dict, active=None) -> None:
     """Sample a component's settings; fixed ones go into ``constants`` as ``prefix/name``."""
     chosen: dict[str, Any] = {}
-    for name in sorted(domains, key=lambda n: n != "init"):  # "init" decides which others exist
+    for name in domains:  # declaration order: a setting comes after those deciding whether it exists
         if active is not None and name not in active(chosen):
             continue
         chosen[name] = sample(trial, f"{prefix}/{name}", domains[name])
@@ -73,11 +75,15 @@ class DefineByRun:
         method = _pick(trial, "method", list(space.methods))
         student = _pick(trial, "student", list(space.students))
         constants.update({"method": method, "student": student})
-        _component(trial, method, space.methods[method], constants)
+        _component(trial, method, space.methods[method], constants,
+                   getattr(METHODS.load(method), "active", None))
         _component(trial, student, space.students[student], constants,
                    getattr(STUDENTS.load(student), "active", None))
+        own = space.student_training.get(student, {})
         for name, domain in space.training.items():
-            value = sample(trial, name, domain)
+            key = f"{student}/training/{name}" if name in own else name
+            domain = own.get(name, domain)
+            value = sample(trial, key, domain)
             if isinstance(domain, Fixed):
-                constants[name] = value
+                constants[key] = value
         return constants

@@ -28,24 +28,30 @@ __all__ = ["train_fn_per_worker", "loop_settings"]
 
 
 def loop_settings(trial: dict[str, Any], context: TrialContext, device: str) -> LoopSettings:
-    """The trial's optimisation settings from its resolved config."""
+    """The trial's optimisation settings: the student family's own (``<family>/training``), else the sweep's."""
+    own = trial[trial["student"]].get("training", {})
+
+    def value(name: str):
+        return own.get(name, trial.get(name))
+
     amp = "bf16" if device.startswith("cuda") else None
-    return LoopSettings(epochs=int(trial["epochs"]), batch_size=int(trial["batch_size"]), lr=float(trial["lr"]),
-                        weight_decay=float(trial["weight_decay"]), warmup_ratio=float(trial["warmup_ratio"]),
-                        grad_clip=float(trial["grad_clip"]), seed=context.seed, device=device, amp=amp)
+    return LoopSettings(epochs=int(value("epochs")), batch_size=int(value("batch_size")), lr=float(value("lr")),
+                        weight_decay=float(value("weight_decay")), warmup_ratio=float(value("warmup_ratio")),
+                        grad_clip=float(value("grad_clip")), seed=context.seed, device=device, amp=amp)
 
 
 def _student(trial: dict, context: TrialContext):
     family = trial["student"]
+    params = {k: v for k, v in trial[family].items() if k != "training"}
     ctx = StudentContext(num_labels=context.task.num_labels, is_pair=context.task.is_pair,
                          vocab_size=int(context.teacher_config["vocab_size"]), pad_token_id=context.pad_id,
                          max_length=context.max_length, teacher_path=context.teacher_path,
                          teacher_config=context.teacher_config)
-    spec = student_spec(family, trial[family], ctx)
+    spec = student_spec(family, params, ctx)
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
         torch.manual_seed(context.seed)
-        return build_student(family, trial[family], ctx), spec, None
+        return build_student(family, params, ctx), spec, None
     with checkpoint.as_directory() as folder:
         model, state = load_checkpoint(folder)
     return model, spec, state
