@@ -105,10 +105,10 @@ def _toy_split(n=64, classes=2, seed=0):
 class _Bag(torch.nn.Module):
     def __init__(self):
         super().__init__()
-        self.emb = torch.nn.EmbeddingBag(50, 2)
+        self.emb = torch.nn.EmbeddingBag(50, 2, mode="sum")
 
     def forward(self, input_ids, attention_mask, token_type_ids):
-        return self.emb(input_ids, per_sample_weights=attention_mask.float(), mode="sum")
+        return self.emb(input_ids, per_sample_weights=attention_mask.float())
 
 
 def test_fit_reports_every_epoch_and_tracks_the_best():

@@ -31,9 +31,14 @@ def test_both_trials_finish_with_a_front(sweep):
     storage, outcome, lines = sweep
     assert [r.status for r in outcome.records] == ["TERMINATED", "TERMINATED"]
     assert {r.student for r in outcome.records} <= {"bilstm", "transformer"}
+    from raykd.students import load_student
+
     for record in outcome.records:
         assert 0.5 < record.metric <= 1 and record.student_params > 0 and record.latency_ms > 0
         assert record.compression_ratio == pytest.approx(22_713_986 / record.student_params)
+        # the best epoch's checkpoint rebuilds the student without the teacher
+        student = load_student(record.checkpoint_dir)
+        assert sum(p.numel() for p in student.parameters()) == record.student_params
     rows = list(csv.DictReader(open(outcome.sweep_dir / "trials.csv")))
     front = list(csv.DictReader(open(outcome.sweep_dir / "pareto.csv")))
     assert len(rows) == 2 and 1 <= len(front) <= 2
@@ -70,7 +75,9 @@ def test_report_re_renders_a_finished_sweep(sweep):
     _, outcome, _ = sweep
     before = (outcome.sweep_dir / "pareto.csv").read_text()
     (outcome.sweep_dir / "pareto.csv").unlink()
-    result = CliRunner().invoke(main, ["report", str(outcome.sweep_dir), "--no-mlflow"])
+    result = CliRunner().invoke(main, ["report", str(outcome.sweep_dir)])
     assert result.exit_code == 0, result.output
-    assert (outcome.sweep_dir / "pareto.csv").read_text() == before
+    assert (outcome.sweep_dir / "pareto.csv").read_text() == before  # MLflow run ids included
+    offline = CliRunner().invoke(main, ["report", str(outcome.sweep_dir), "--no-mlflow"])
+    assert offline.exit_code == 0 and "2 trials finished" in offline.output
     assert "2 trials finished, 0 failed" in result.output
