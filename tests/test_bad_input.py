@@ -335,7 +335,7 @@ def test_validate_accepts_the_tiny_space_and_prints_the_plan(tmp_path):
     assert "space sst2-tiny: OK" in out
     assert "trial plan: 2 trials" in out
     assert "train 2,000, dev 872 examples" in out
-    assert "teacher " + str(TEACHER) in out
+    assert "teacher " + str(TEACHER.resolve()) in out
     assert tree(tmp_path) == before
 
 
