@@ -130,8 +130,10 @@ def report(sweep_dir, no_mlflow) -> None:
     Reads the trials Tune recorded in SWEEP_DIR, rewrites trials.csv, pareto.csv and pareto.png,
     prints the Pareto front and (unless --no-mlflow) logs the files to the sweep's parent run.
     """
+    from raykd._quiet import quiet_libraries
     from raykd.sweep.finish import finish_sweep, read_sweep_meta
 
+    quiet_libraries()
     meta = read_sweep_meta(sweep_dir)
     tracker = None
     if not no_mlflow and meta.get("mlflow_uri"):
