@@ -31,10 +31,8 @@ from click.testing import CliRunner
 
 from raykd.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-GLUE = SHARED / "data" / "glue"
-TEACHER = SHARED / "models" / "minilm-sst2"
+from conftest import GLUE, REPO, TEACHER, tiny_space_raw  # noqa: E402
+
 TINY = REPO / "tests" / "spaces" / "sst2_tiny.yaml"
 
 pytestmark = pytest.mark.skipif(
@@ -49,10 +47,7 @@ pytestmark = pytest.mark.skipif(
 
 def tiny_raw() -> dict:
     """The tiny SST-2 space with absolute data and teacher paths."""
-    raw = yaml.safe_load(TINY.read_text())
-    raw["data"]["glue_dir"] = str(GLUE)
-    raw["teacher"]["path"] = str(TEACHER)
-    return raw
+    return tiny_space_raw()
 
 
 def write_space(tmp_path: Path, raw: dict, name: str = "space.yaml") -> Path:

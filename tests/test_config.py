@@ -24,10 +24,8 @@ from raykd.errors import RaykdInputError
 from raykd.methods import vanilla
 from raykd.students import bilstm, transformer
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-GLUE = SHARED / "data" / "glue"
-TEACHER = SHARED / "models" / "minilm-sst2"
+from conftest import GLUE, REPO, TEACHER, tiny_space_raw  # noqa: E402
+
 TINY = REPO / "tests" / "spaces" / "sst2_tiny.yaml"
 
 needs_shared = pytest.mark.skipif(
@@ -37,10 +35,8 @@ needs_shared = pytest.mark.skipif(
 
 
 def tiny_raw() -> dict:
-    raw = yaml.safe_load(TINY.read_text())
-    raw["data"]["glue_dir"] = str(GLUE)
-    raw["teacher"]["path"] = str(TEACHER)
-    return raw
+    """The tiny SST-2 space with absolute data and teacher paths."""
+    return tiny_space_raw()
 
 
 def minimal(**sections) -> dict:

@@ -6,15 +6,9 @@ inside the functions that draw.
 """
 
 from raykd.report.pareto import hypervolume, pareto_mask
-from raykd.report.render import (
-    Report,
-    front_table,
-    markdown_front,
-    pareto_frame,
-    plot_front,
-    trials_frame,
-    write_report,
-)
+from raykd.report.plot import plot_front
+from raykd.report.render import Report, pareto_frame, trials_frame, write_report
+from raykd.report.tables import front_table, markdown_front
 
 __all__ = [
     "pareto_mask",
