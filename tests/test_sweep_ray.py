@@ -64,6 +64,7 @@ def test_trials_land_in_mlflow_under_the_sweep(sweep):
         assert len(client.get_metric_history(child.info.run_id, "metric")) == 2  # one per epoch
         files = {a.path for a in client.list_artifacts(child.info.run_id, "student")}
         assert "student/student.safetensors" in files and "student/student.json" in files
+        assert "student/train_state.pt" not in files  # optimiser state stays in the sweep's storage
     parent_files = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"trials.csv", "pareto.csv", "pareto.png", "space.yaml"} <= parent_files
     assert "hypervolume" in parents[0].data.metrics

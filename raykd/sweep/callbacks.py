@@ -59,8 +59,12 @@ class MlflowTrialCallback(Callback):
         keys = ("best_metric", "best_epoch", "student_params", "student_params_non_embedding",
                 "compression_ratio", "latency_ms")
         self.tracker.log_metrics(run_id, {k: last[k] for k in keys if k in last})
-        if last.get("checkpoint_dir") and Path(last["checkpoint_dir"]).is_dir():
-            self.tracker.log_artifacts(run_id, last["checkpoint_dir"], "student")
+        folder = Path(last["checkpoint_dir"]) if last.get("checkpoint_dir") else None
+        if folder is not None and folder.is_dir():
+            # the student (weights, architecture, metrics); the optimiser state stays in storage for resuming
+            for path in sorted(folder.iterdir()):
+                if path.is_file() and path.name != "train_state.pt":
+                    self.tracker.log_artifact(run_id, path, "student")
         self.tracker.end_run(run_id)
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:

@@ -135,7 +135,9 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
     inputs = check_inputs(space)
     storage = Path(options.storage).resolve()
     tracking_uri = options.mlflow_uri or default_tracking_uri(storage)
-    tracker = SweepTracker(tracking_uri, f"raykd-{space.name}", storage / "mlartifacts")
+    # a local store keeps artifacts beside it; a tracking server uses its own artifact store
+    local_store = tracking_uri.startswith(("sqlite:", "file:"))
+    tracker = SweepTracker(tracking_uri, f"raykd-{space.name}", storage / "mlartifacts" if local_store else None)
     sweep_dir = _sweep_dir(storage, space.name)
     (sweep_dir / "space.yaml").write_text(space.source)
     device = "cuda" if space.resources.use_gpu and _cuda() else "cpu"

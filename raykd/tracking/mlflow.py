@@ -93,13 +93,9 @@ class SweepTracker:
         """Set string tags on a run."""
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:_MAX_PARAM]) for k, v in tags.items()])
 
-    def log_artifacts(self, run_id: str, folder: str | Path, artifact_path: str | None = None) -> None:
-        """Upload a folder (e.g. a student checkpoint) to a run."""
-        self.client.log_artifacts(run_id, str(folder), artifact_path)
-
-    def log_artifact(self, run_id: str, path: str | Path) -> None:
-        """Upload one file to a run."""
-        self.client.log_artifact(run_id, str(path))
+    def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        """Upload one file to a run (under ``artifact_path`` if given)."""
+        self.client.log_artifact(run_id, str(path), artifact_path)
 
     def end_run(self, run_id: str, failed: bool = False, reason: str | None = None) -> None:
         """Close a run as FINISHED, or FAILED with ``reason`` in the ``raykd.error`` tag."""
