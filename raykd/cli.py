@@ -65,7 +65,8 @@ def main() -> None:
       raykd validate --space search_spaces/sst2_demo.yaml   # check, print the plan
       raykd sweep --space search_spaces/sst2_demo.yaml      # run it
       raykd report raykd_runs/sst2-demo-<time>              # re-render a sweep's report
-      raykd teacher fine-tune --task rte --base ../shared/models/all-MiniLM-L6-v2 --out teachers/rte
+      raykd teacher fine-tune --task rte --base ../shared/models/all-MiniLM-L6-v2 \\
+            --glue-dir ../shared/data/glue --out teachers/rte
     """
 
 
@@ -88,7 +89,8 @@ _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VAL
 @click.option("--address", metavar="ADDR", help="Attach to a running Ray cluster ('auto' or host:port) "
                                                  "instead of starting a local one.")
 @click.option("--mlflow-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///<storage>/mlflow.db).")
-@click.option("--num-cpus", type=click.IntRange(min=1), help="Logical CPUs of a local Ray instance (default: all).")
+@click.option("--num-cpus", type=click.IntRange(min=1),
+              help="CPUs for trial workers when raykd starts a local Ray instance (default: all cores).")
 @_user_errors
 def sweep(space_path, overrides, num_samples, max_concurrent, storage, address, mlflow_uri, num_cpus) -> None:
     """Run a sweep: distil, search, track, and print the Pareto front.
