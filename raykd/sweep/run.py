@@ -125,11 +125,10 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
     Raises:
         RaykdInputError: bad search space, data or teacher (nothing is written).
     """
+    from raykd._quiet import quiet_libraries
     from raykd.sweep.finish import finish_sweep
     from raykd.sweep.stage import build_stage
     from raykd.tracking.mlflow import SweepTracker, default_tracking_uri
-
-    from raykd._quiet import quiet_libraries
 
     quiet_libraries()
     inputs = check_inputs(space)
