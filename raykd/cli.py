@@ -78,8 +78,11 @@ _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VAL
 
 
 @main.command()
-@_space_option
+@click.option("--space", "space_path", metavar="FILE", help="Search-space YAML (see search_spaces/).")
 @_set_option
+@click.option("--resume", "resume_dir", metavar="DIR",
+              help="Continue an interrupted sweep folder: finished trials are kept, unfinished ones restart "
+                   "from their last checkpoint, then the remaining trials run (uses DIR/space.yaml).")
 @click.option("--num-samples", type=click.IntRange(min=1), help="Trials to run (default: budget.num_samples).")
 @click.option("--max-concurrent", type=click.IntRange(min=1),
               help="Trials at once (default: budget.max_concurrent, else cluster CPUs / CPUs per trial).")
@@ -92,19 +95,31 @@ _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VAL
 @click.option("--num-cpus", type=click.IntRange(min=1),
               help="CPUs for trial workers when raykd starts a local Ray instance (default: all cores).")
 @_user_errors
-def sweep(space_path, overrides, num_samples, max_concurrent, storage, address, mlflow_uri, num_cpus) -> None:
+def sweep(space_path, overrides, resume_dir, num_samples, max_concurrent, storage, address, mlflow_uri,
+          num_cpus) -> None:
     """Run a sweep: distil, search, track, and print the Pareto front.
 
     Everything the space names (data files, columns, teacher, labels) is checked first; nothing is
     written and Ray does not start if something is wrong. Writes <storage>/<name>-<time>/ with
     trials.csv, pareto.csv and pareto.png, and one MLflow parent run with a child run per trial.
+    A sweep stopped by a crash, Ctrl-C or a lost driver continues with --resume <that folder>.
     """
-    from raykd.config import load_space
-    from raykd.sweep.run import SweepOptions, run_sweep
+    from raykd.errors import RaykdInputError
+    from raykd.sweep.run import SweepOptions, resume_sweep, run_sweep
 
-    space = load_space(space_path, _parse_overrides(overrides))
-    run_sweep(space, SweepOptions(storage=storage, num_samples=num_samples, max_concurrent=max_concurrent,
-                                  address=address, mlflow_uri=mlflow_uri, num_cpus=num_cpus, echo=click.echo))
+    options = SweepOptions(storage=storage, num_samples=num_samples, max_concurrent=max_concurrent,
+                           address=address, mlflow_uri=mlflow_uri, num_cpus=num_cpus, echo=click.echo)
+    if resume_dir:
+        if space_path or overrides or num_samples or max_concurrent:
+            raise RaykdInputError("--resume continues a sweep with its own space.yaml and budget; "
+                                  "drop --space, --set, --num-samples and --max-concurrent")
+        resume_sweep(resume_dir, options)
+        return
+    if not space_path:
+        raise RaykdInputError("give --space FILE to start a sweep, or --resume DIR to continue one")
+    from raykd.config import load_space
+
+    run_sweep(load_space(space_path, _parse_overrides(overrides)), options)
 
 
 @main.command()
@@ -141,7 +156,7 @@ def report(sweep_dir, no_mlflow) -> None:
     if not no_mlflow and meta.get("mlflow_uri"):
         from raykd.tracking.mlflow import SweepTracker
 
-        tracker = SweepTracker(meta["mlflow_uri"], f"raykd-{meta['name']}")
+        tracker = SweepTracker.for_experiment(meta["mlflow_uri"], f"raykd-{meta['name']}")
     finish_sweep(sweep_dir, tracker=tracker, end_parent=False, echo=click.echo)
 
 

@@ -127,12 +127,15 @@ class ResourcesConfig:
         num_workers: data-parallel workers per trial (DDP when > 1).
         cpus_per_worker: CPUs reserved per worker; also its torch thread count.
         gpus_per_worker: GPUs per worker (fractions allowed); > 0 means ``use_gpu``.
+        worker_resources: custom Ray resources per worker (``{raykd_gpu: 1}``), to place
+            workers on the node types that advertise them.
         max_failures: retries of a trial's workers after a worker is lost.
     """
 
     num_workers: int = 1
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
+    worker_resources: dict[str, float] = field(default_factory=dict)
     max_failures: int = 1
 
     @property
@@ -216,6 +219,9 @@ def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
         if not all(dotted.split(".")):
             raise RaykdInputError(f"--set {dotted}={value}: the key needs dotted names, e.g. budget.num_samples")
         _set_dotted(raw, dotted, value)
+    if overrides:  # keep the space exactly as it runs, so a resumed sweep runs the same one
+        applied = ", ".join(f"{k}={v!r}" for k, v in overrides.items())
+        text = f"# {path} with --set {applied}\n" + yaml.safe_dump(raw, sort_keys=False)
     return parse_space(raw, default_name=Path(path).stem, source=text)
 
 
@@ -312,6 +318,8 @@ _STR_LISTS = {"text_columns", "labels"}
 def _check_field(cls, key: str, value: Any, where: str) -> Any:
     if value is None:
         return None
+    if key == "worker_resources":
+        return _resource_amounts(value, where)
     if key in _STR_LISTS:
         values = [value] if isinstance(value, (str, int)) else value
         if not isinstance(values, list) or not values:
@@ -329,6 +337,19 @@ def _check_field(cls, key: str, value: Any, where: str) -> Any:
     if isinstance(value, (list, dict)):
         raise RaykdInputError(f"{where} takes one value, got {value!r}")
     return str(value)
+
+
+def _resource_amounts(value: Any, where: str) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise RaykdInputError(f"{where} must map resource names to amounts, e.g. {{raykd_gpu: 1}}")
+    amounts = {}
+    for name, amount in value.items():
+        if name in ("CPU", "GPU", "memory"):
+            raise RaykdInputError(f"{where}.{name}: set CPUs and GPUs with cpus_per_worker / gpus_per_worker")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
+            raise RaykdInputError(f"{where}.{name} must be a number > 0, got {amount!r}")
+        amounts[str(name)] = float(amount)
+    return amounts
 
 
 def _seed(value: Any) -> int:

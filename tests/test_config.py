@@ -326,7 +326,11 @@ def test_overrides_apply(tmp_path):
     assert space.students["bilstm"]["hidden_dim"] == Choice((16, 32, 64))
     assert space.training["lr"] == Range(1e-4, 1e-2)
     assert space.budget.max_concurrent == 2  # untouched
-    assert space.source == path.read_text()  # the file as written, for provenance
+    # the saved space is the one that runs (a resumed sweep reloads it), and says where it came from
+    assert space.source.startswith(f"# {path} with --set budget.num_samples=3")
+    assert parse_space(yaml.safe_load(space.source), default_name=space.name) == dataclasses.replace(
+        space, source=parse_space(yaml.safe_load(space.source)).source)
+    assert load_space(path).source == path.read_text()  # without overrides: the file as written
 
 
 def test_overrides_can_add_sections_and_components(tmp_path):

@@ -31,15 +31,22 @@ def _error_text(trial) -> str:
 class MlflowTrialCallback(Callback):
     """One MLflow child run per trial: settings as params, per-epoch metrics, final metrics, checkpoint.
 
+    A resumed sweep reuses the child run a trial already has, so no trial is tracked twice.
+
     Args:
         tracker: the sweep's tracker (parent run already started).
     """
 
     def __init__(self, tracker: SweepTracker):
         self.tracker = tracker
-        self.runs: dict[str, str] = {}
+        self.runs: dict[str, str] | None = None  # trial id -> run id, read from MLflow on first use
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "runs": None}
 
     def _run(self, trial) -> str:
+        if self.runs is None:
+            self.runs = self.tracker.child_runs()
         if trial.trial_id not in self.runs:
             self.runs[trial.trial_id] = self.tracker.start_trial(trial.trial_id, flatten_settings(trial.config))
         return self.runs[trial.trial_id]
@@ -71,6 +78,10 @@ class MlflowTrialCallback(Callback):
         self.tracker.end_run(self._run(trial), failed=True, reason=_error_text(trial))
 
 
+def _print(line: str) -> None:
+    print(line, file=sys.stdout, flush=True)
+
+
 class ProgressCallback(Callback):
     """Prints one line per trial event: id, method, student, epoch, metric, state.
 
@@ -82,9 +93,11 @@ class ProgressCallback(Callback):
 
     def __init__(self, metric_name: str, total: int, echo: Callable[[str], Any] | None = None):
         self.metric_name, self.total = metric_name, total
-        self.echo = echo or (lambda line: print(line, file=sys.stdout, flush=True))
+        self.echo = echo or _print
         self.started = time.monotonic()
-        self.done = 0
+
+    def setup(self, **info) -> None:
+        self.started = time.monotonic()  # also after a resume, when Tune unpickles this callback
 
     def _line(self, trial, state: str, extra: str = "") -> None:
         cfg = trial.config
@@ -103,15 +116,17 @@ class ProgressCallback(Callback):
             self._line(trial, "running", f"epoch {result['epoch']}: {self.metric_name} {result['metric']:.4f} "
                                          f"({result.get('examples_per_s', 0):.0f} ex/s)")
 
+    def _ended(self, trials: list, trial) -> int:
+        """Trials ended so far, this one included (Tune updates its status after the callback)."""
+        return 1 + sum(t.status in ("TERMINATED", "ERROR") for t in trials if t is not trial)
+
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
-        self.done += 1
         last = trial.last_result or {}
         best = last.get("best_metric")
         text = f"best {self.metric_name} {best:.4f}" if best is not None else ""
         if last.get("latency_ms") is not None:
             text += f", {last['latency_ms']:.2f} ms/example"
-        self._line(trial, "finished", f"{text} [{self.done}/{self.total}]")
+        self._line(trial, "finished", f"{text} [{self._ended(trials, trial)}/{self.total}]")
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
-        self.done += 1
-        self._line(trial, "FAILED", f"{_error_text(trial)} [{self.done}/{self.total}]")
+        self._line(trial, "FAILED", f"{_error_text(trial)} [{self._ended(trials, trial)}/{self.total}]")

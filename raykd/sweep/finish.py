@@ -34,10 +34,8 @@ def read_sweep_meta(sweep_dir: str | Path) -> dict:
     return meta
 
 
-def _attach_run_ids(records, tracker, parent_run_id: str) -> None:
-    runs = tracker.client.search_runs([tracker.experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'",
-                                      max_results=10000)
-    by_trial = {run.data.tags.get("raykd.trial_id"): run.info.run_id for run in runs}
+def _attach_run_ids(records, tracker) -> None:
+    by_trial = tracker.child_runs()
     for record in records:
         record.mlflow_run_id = by_trial.get(record.trial_id)
 
@@ -65,7 +63,8 @@ def finish_sweep(sweep_dir: str | Path, *, tracker=None, interrupted: bool = Fal
     teacher = TeacherSummary(**meta["teacher"])
     parent = meta.get("mlflow_parent_run_id")
     if tracker is not None and parent:
-        _attach_run_ids(records, tracker, parent)
+        tracker.parent_run_id = parent
+        _attach_run_ids(records, tracker)
     report = write_report(records, sweep_dir, teacher=teacher, task_name=meta["task"], metric_name=metric_name,
                           ref_metric=meta["baseline"].get(metric_name, 0.0))
     finished = sum(r.status == "TERMINATED" for r in records)

@@ -30,7 +30,7 @@ from raykd.records import TrialResult
 from raykd.report import Report
 from raykd.trial.plan import OBJECTIVES, TrialContext
 
-__all__ = ["SweepOptions", "SweepOutcome", "run_sweep", "default_max_concurrent"]
+__all__ = ["SweepOptions", "SweepOutcome", "run_sweep", "resume_sweep", "default_max_concurrent"]
 
 
 @dataclass(frozen=True)
@@ -115,52 +115,108 @@ def _sweep_dir(storage: Path, name: str) -> Path:
     return folder
 
 
+def _context(space: SweepConfig, inputs, stage, sweep_dir: Path) -> TrialContext:
+    task = inputs.task
+    return TrialContext(task=task, train_cache=str(stage.splits["train"].path),
+                        eval_caches={s: str(stage.splits[s].path) for s in task.eval_splits},
+                        teacher_path=inputs.teacher.path, teacher_config=inputs.teacher.config,
+                        teacher_params=stage.teacher.params, pad_id=stage.pad_id,
+                        max_length=space.data.max_length, resources=space.resources,
+                        train_storage=str(sweep_dir / "train_runs"), seed=space.seed)
+
+
+def _stage(space: SweepConfig, inputs, storage: Path, options: SweepOptions):
+    from raykd.sweep.stage import build_stage
+
+    device = "cuda" if space.resources.use_gpu and _cuda() else "cpu"
+    stage = build_stage(space, inputs, storage / "cache", device=device)
+    task = inputs.task
+    options.echo(f"teacher: {task.primary_metric} {stage.teacher.metric:.4f} on {task.eval_splits[0]}, "
+                 f"{stage.teacher.params / 1e6:.1f}M parameters, {stage.teacher.latency_ms:.2f} ms/example")
+    return stage
+
+
 def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> SweepOutcome:
     """Run a whole sweep and write its report.
 
     Inputs are checked before anything is written or Ray starts. A failing trial is recorded
     (status ERROR, reason in trials.csv and its MLflow run) and the sweep goes on; the report is
-    written even if the sweep is interrupted.
+    written even if the sweep is interrupted, and ``resume_sweep`` continues it.
 
     Raises:
-        RaykdInputError: bad search space, data or teacher (nothing is written).
+        RaykdInputError: bad search space, data or teacher, or an unreachable MLflow server
+            (nothing is written).
     """
     from raykd._quiet import quiet_libraries
-    from raykd.sweep.finish import finish_sweep
-    from raykd.sweep.stage import build_stage
-    from raykd.tracking.mlflow import SweepTracker, default_tracking_uri
+    from raykd.tracking.mlflow import SweepTracker, check_tracking_uri, default_tracking_uri
 
     quiet_libraries()
     inputs = check_inputs(space)
     storage = Path(options.storage).resolve()
     tracking_uri = options.mlflow_uri or default_tracking_uri(storage)
+    check_tracking_uri(tracking_uri)
     # a local store keeps artifacts beside it; a tracking server uses its own artifact store
     local_store = tracking_uri.startswith(("sqlite:", "file:"))
-    tracker = SweepTracker(tracking_uri, f"raykd-{space.name}", storage / "mlartifacts" if local_store else None)
+    tracker = SweepTracker.for_experiment(tracking_uri, f"raykd-{space.name}",
+                                          storage / "mlartifacts" if local_store else None)
     sweep_dir = _sweep_dir(storage, space.name)
     (sweep_dir / "space.yaml").write_text(space.source)
-    device = "cuda" if space.resources.use_gpu and _cuda() else "cpu"
     options.echo(f"sweep folder: {sweep_dir}")
-    stage = build_stage(space, inputs, storage / "cache", device=device)
-    task = inputs.task
-    options.echo(f"teacher: {task.primary_metric} {stage.teacher.metric:.4f} on {task.eval_splits[0]}, "
-                 f"{stage.teacher.params / 1e6:.1f}M parameters, {stage.teacher.latency_ms:.2f} ms/example")
-    parent = tracker.start_sweep(sweep_dir.name, {"task": task.name, "teacher": stage.teacher.path,
-                                                  "num_samples": options.num_samples or space.budget.num_samples})
+    stage = _stage(space, inputs, storage, options)
+    num_samples = options.num_samples or space.budget.num_samples
+    parent = tracker.start_sweep(sweep_dir.name, {"task": inputs.task.name, "teacher": stage.teacher.path,
+                                                  "num_samples": num_samples})
     tracker.log_artifact(parent, sweep_dir / "space.yaml")
-    meta = {"name": space.name, "task": task.name, "metric_name": task.primary_metric,
-            "teacher": stage.teacher.to_dict(), "baseline": stage.baseline,
+    meta = {"name": space.name, "task": inputs.task.name, "metric_name": inputs.task.primary_metric,
+            "teacher": stage.teacher.to_dict(), "baseline": stage.baseline, "num_samples": num_samples,
             "mlflow_uri": tracking_uri, "mlflow_parent_run_id": parent}
     (sweep_dir / "sweep.json").write_text(json.dumps(meta, indent=1))
-    context = TrialContext(task=task, train_cache=str(stage.splits["train"].path),
-                           eval_caches={s: str(stage.splits[s].path) for s in task.eval_splits},
-                           teacher_path=inputs.teacher.path, teacher_config=inputs.teacher.config,
-                           teacher_params=stage.teacher.params, pad_id=stage.pad_id,
-                           max_length=space.data.max_length, resources=space.resources,
-                           train_storage=str(sweep_dir / "train_runs"), seed=space.seed)
+    context = _context(space, inputs, stage, sweep_dir)
+    return _fit(space, options, context, sweep_dir, tracker, num_samples, restore=False)
+
+
+def resume_sweep(sweep_dir: str | Path, options: SweepOptions = SweepOptions()) -> SweepOutcome:
+    """Continue an interrupted sweep folder (``raykd sweep --resume DIR``).
+
+    Restores Tune's experiment and Optuna's searcher from the folder: finished trials are kept and
+    not rerun, unfinished ones restart from their last checkpoint (Ray Train resumes the run named
+    after the trial), and Optuna proposes the remaining trials. The space is the folder's own
+    ``space.yaml``; teacher soft targets come from the cache. Trials keep their MLflow runs.
+
+    Raises:
+        RaykdInputError: not a sweep folder, nothing to resume, or inputs that no longer check.
+    """
+    from raykd._quiet import quiet_libraries
+    from raykd.config import load_space
+    from raykd.errors import RaykdInputError
+    from raykd.sweep.finish import read_sweep_meta
+    from raykd.tracking.mlflow import SweepTracker, check_tracking_uri
+
+    quiet_libraries()
+    sweep_dir = Path(sweep_dir).resolve()
+    meta = read_sweep_meta(sweep_dir)
+    if not (sweep_dir / "tune").is_dir() or not any((sweep_dir / "tune").glob("experiment_state*.json")):
+        raise RaykdInputError(f"{sweep_dir} stopped before its first trial started, so there is nothing to "
+                              f"resume; start it again with raykd sweep --space {sweep_dir / 'space.yaml'}")
+    space = load_space(sweep_dir / "space.yaml")
+    inputs = check_inputs(space)
+    tracking_uri = options.mlflow_uri or meta["mlflow_uri"]
+    check_tracking_uri(tracking_uri)
+    tracker = SweepTracker.for_experiment(tracking_uri, f"raykd-{space.name}",
+                                          parent_run_id=meta["mlflow_parent_run_id"])
+    options.echo(f"resuming sweep folder: {sweep_dir}")
+    stage = _stage(space, inputs, sweep_dir.parent, options)
+    context = _context(space, inputs, stage, sweep_dir)
+    return _fit(space, options, context, sweep_dir, tracker, meta.get("num_samples", space.budget.num_samples),
+                restore=True)
+
+
+def _fit(space, options, context, sweep_dir: Path, tracker, num_samples: int, *, restore: bool) -> SweepOutcome:
+    from raykd.sweep.finish import finish_sweep
+
     interrupted = True
     try:
-        _run_tuner(space, options, context, sweep_dir, tracker)
+        _run_tuner(space, options, context, sweep_dir, tracker, num_samples, restore)
         interrupted = False
     finally:
         outcome = finish_sweep(sweep_dir, tracker=tracker, interrupted=interrupted, echo=options.echo)
@@ -173,7 +229,16 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext, sweep_dir: Path, tracker) -> None:
+def _trainable(context: TrialContext):
+    from ray import tune
+
+    from raykd.trial.driver import run_trial
+
+    return tune.with_resources(tune.with_parameters(run_trial, context=context), {"CPU": DRIVER_CPU})
+
+
+def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext, sweep_dir: Path, tracker,
+               num_samples: int, restore: bool) -> None:
     import optuna
     import ray
     from ray import tune
@@ -181,10 +246,14 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
 
     from raykd.sweep.callbacks import MlflowTrialCallback, ProgressCallback
     from raykd.sweep.space import DefineByRun
-    from raykd.trial.driver import run_trial
 
     _start_ray(options)
-    num_samples = options.num_samples or space.budget.num_samples
+    if restore:
+        # Tune restores the searcher (Optuna's study is in optuna.db) and the callbacks it pickled
+        tuner = tune.Tuner.restore(str(sweep_dir / "tune"), trainable=_trainable(context),
+                                   resume_unfinished=True, resume_errored=False)
+        tuner.fit()
+        return
     concurrent = (options.max_concurrent or space.budget.max_concurrent
                   or default_max_concurrent(ray.cluster_resources(), space))
     options.echo(f"running {num_samples} trials, at most {concurrent} at once")
@@ -196,15 +265,17 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
         space=DefineByRun(space), metric=[m for m, _ in OBJECTIVES], mode=[d for _, d in OBJECTIVES],
         sampler=sampler, study_name=sweep_dir.name,
         storage=optuna.storages.RDBStorage(f"sqlite:///{sweep_dir / 'optuna.db'}"))
-    trainable = tune.with_resources(tune.with_parameters(run_trial, context=context), {"CPU": DRIVER_CPU})
     tuner = tune.Tuner(
-        trainable,
+        _trainable(context),
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples, max_concurrent_trials=concurrent,
                                     time_budget_s=space.budget.time_budget_s,
-                                    trial_name_creator=lambda t: f"trial-{t.trial_id}",
-                                    trial_dirname_creator=lambda t: f"trial-{t.trial_id}"),
+                                    trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=0,
                                   callbacks=[ProgressCallback(context.task.primary_metric, num_samples, options.echo),
                                              MlflowTrialCallback(tracker)]),
     )
     tuner.fit()
+
+
+def _trial_name(trial) -> str:
+    return f"trial-{trial.trial_id}"

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
-__all__ = ["SweepTracker", "default_tracking_uri"]
+__all__ = ["SweepTracker", "default_tracking_uri", "check_tracking_uri"]
 
 _MAX_PARAM = 6000  # MLflow's limit on a param value's length
 
@@ -24,6 +24,30 @@ _MAX_PARAM = 6000  # MLflow's limit on a param value's length
 def default_tracking_uri(storage: str | Path) -> str:
     """``sqlite:///<absolute storage>/mlflow.db`` (MLflow needs absolute SQLite paths)."""
     return f"sqlite:///{Path(storage).resolve() / 'mlflow.db'}"
+
+
+def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
+    """Make sure a tracking server answers before a sweep starts (local stores need no check).
+
+    Raises:
+        RaykdInputError: an ``http(s)`` server does not answer its ``/health`` endpoint.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    from raykd.errors import RaykdInputError
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
+            if response.status == 200:
+                return
+            problem = f"HTTP {response.status}"
+    except (urllib.error.URLError, OSError) as err:
+        problem = getattr(err, "reason", None) or err
+    raise RaykdInputError(f"MLflow tracking server {uri} is not reachable ({problem}); start it "
+                          "(mlflow server --host ... --port ...) or drop --mlflow-uri to use the local store")
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -45,22 +69,47 @@ def _numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
 class SweepTracker:
     """Writes a sweep and its trials to MLflow.
 
+    Holds only strings (URI, experiment id, parent run id) and builds its client on first use,
+    so it pickles: Ray Tune stores the sweep's callbacks, and a resumed sweep unpickles them.
+
     Args:
         tracking_uri: MLflow tracking URI (absolute ``sqlite:///...`` or ``http://...``).
-        experiment: experiment name (created if missing).
-        artifact_root: where a new experiment stores artifacts (local stores only).
+        experiment_id: the sweep's experiment.
+        parent_run_id: the sweep's parent run, once started.
     """
 
-    def __init__(self, tracking_uri: str, experiment: str, artifact_root: str | Path | None = None):
-        self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri)
-        found = self.client.get_experiment_by_name(experiment)
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str | None = None):
+        self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
+        self._client: MlflowClient | None = None
+
+    @classmethod
+    def for_experiment(cls, tracking_uri: str, experiment: str, artifact_root: str | Path | None = None,
+                       parent_run_id: str | None = None) -> "SweepTracker":
+        """The tracker of experiment ``experiment``, created if missing (artifacts under ``artifact_root``)."""
+        client = MlflowClient(tracking_uri)
+        found = client.get_experiment_by_name(experiment)
         if found is not None:
-            self.experiment_id = found.experiment_id
+            experiment_id = found.experiment_id
         else:
             location = Path(artifact_root).resolve().as_uri() if artifact_root else None
-            self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
-        self.parent_run_id: str | None = None
+            experiment_id = client.create_experiment(experiment, artifact_location=location)
+        return cls(tracking_uri, experiment_id, parent_run_id)
+
+    @property
+    def client(self) -> MlflowClient:
+        """The MLflow client, created on first use."""
+        if self._client is None:
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_client": None}
+
+    def child_runs(self) -> dict[str, str]:
+        """Trial id -> run id of the trial runs already under the parent run."""
+        runs = self.client.search_runs([self.experiment_id], f"tags.mlflow.parentRunId = '{self.parent_run_id}'",
+                                       max_results=10000)
+        return {run.data.tags["raykd.trial_id"]: run.info.run_id for run in runs if "raykd.trial_id" in run.data.tags}
 
     def start_sweep(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str] | None = None) -> str:
         """Create the sweep's parent run and log its settings; return its run id."""

@@ -25,7 +25,7 @@ __all__ = ["run_trial", "scaling_config"]
 def scaling_config(context: TrialContext) -> ray.train.ScalingConfig:
     """Workers and per-worker resources of a trial, from the space's ``resources`` section."""
     res = context.resources
-    per_worker = {"CPU": res.cpus_per_worker}
+    per_worker = {"CPU": res.cpus_per_worker, **res.worker_resources}
     if res.use_gpu:
         per_worker["GPU"] = res.gpus_per_worker
     return ray.train.ScalingConfig(num_workers=res.num_workers, use_gpu=res.use_gpu, resources_per_worker=per_worker)

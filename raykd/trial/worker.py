@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
+import ray
 import ray.train
 import ray.train.torch
 import torch
@@ -75,7 +76,9 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
     model, spec, state = _student(trial, context)
     counts = count_parameters(model)
     sizes = {"student_params": counts.total, "student_params_non_embedding": counts.non_embedding,
-             "compression_ratio": context.teacher_params / counts.total}
+             "compression_ratio": context.teacher_params / counts.total,
+             "node_id": ray.get_runtime_context().get_node_id(),  # where rank 0 ran: placement checks
+             "start_epoch": state.epoch if state else 0}  # > 0 after a restart from a checkpoint
     model = ray.train.torch.prepare_model(model) if world > 1 else model.to(device)
     method = METHODS.load(trial["method"]).make_method(trial[trial["method"]], context.task)
     settings = loop_settings(trial, context, device)
