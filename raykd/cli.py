@@ -108,7 +108,8 @@ def sweep(space_path, overrides, resume_dir, num_samples, max_concurrent, storag
     from raykd.sweep.run import SweepOptions, resume_sweep, run_sweep
 
     options = SweepOptions(storage=storage, num_samples=num_samples, max_concurrent=max_concurrent,
-                           address=address, mlflow_uri=mlflow_uri, num_cpus=num_cpus, echo=click.echo)
+                           address=address, mlflow_uri=mlflow_uri, num_cpus=num_cpus, echo=click.echo,
+                           live=sys.stdout.isatty())
     if resume_dir:
         if space_path or overrides or num_samples or max_concurrent:
             raise RaykdInputError("--resume continues a sweep with its own space.yaml and budget; "

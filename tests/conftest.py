@@ -42,3 +42,49 @@ def tiny_space_raw(changes: dict | None = None) -> dict:
             node = node.setdefault(key, {})
         node[leaf] = value
     return raw
+
+
+def write_space(path: Path, raw: dict) -> Path:
+    """Write a space mapping to ``path`` as YAML and return the path."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def raykd_process(args: list[str], log: Path, **popen):
+    """Start the ``raykd`` CLI in its own process group (so a test can kill it and its Ray whole)."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "raykd", *args], stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                            start_new_session=True, cwd=REPO, **popen)
+
+
+def trial_results(sweep_dir: Path) -> dict[str, list[dict]]:
+    """Trial id -> the results Tune has written so far (readable while the sweep runs)."""
+    import json
+
+    found = {}
+    for path in sorted((sweep_dir / "tune").glob("trial-*/result.json")):
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line being written
+                break
+        found[path.parent.name.removeprefix("trial-")] = rows
+    return found
+
+
+def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.5):
+    """Poll ``condition()`` until it returns something truthy; fail the test after ``timeout_s``."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")

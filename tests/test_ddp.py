@@ -59,7 +59,7 @@ def test_two_workers_stay_in_sync_on_disjoint_shards_and_learn(tmp_path):
     inputs = check_inputs(space)
     built = build_stage(space, inputs, tmp_path / "cache", progress=False)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         trainer = TorchTrainer(_ddp_worker, train_loop_config={"train": str(built.splits["train"].path),
                                                                "dev": str(built.splits["dev"].path),

@@ -46,6 +46,7 @@ class SweepOptions:
         num_cpus: CPUs a local Ray instance gives trial workers (default: this machine's); it gets one
             more logical CPU for the trials' driver processes.
         echo: where progress lines go.
+        live: show trials as a table redrawn in place (for terminals) instead of event lines.
     """
 
     storage: str = "./raykd_runs"
@@ -55,6 +56,7 @@ class SweepOptions:
     mlflow_uri: str | None = None
     num_cpus: int | None = None
     echo: Callable[[str], Any] = field(default=print)
+    live: bool = False
 
 
 @dataclass
@@ -99,9 +101,10 @@ def _start_ray(options: SweepOptions) -> None:
     if options.address:
         ray.init(address=options.address, **kwargs)
     else:
-        # One logical CPU more than the workers get: the trials' drivers (DRIVER_CPU each) sleep
-        # while their workers train, and without it the last trial's workers could never be placed.
-        ray.init(num_cpus=(options.num_cpus or os.cpu_count()) + 1, **kwargs)
+        # "local": always a fresh instance of our own, never a cluster some other program left
+        # running. One logical CPU more than the workers get: the trials' drivers (DRIVER_CPU each)
+        # sleep while their workers train, and without it the last trial's workers could not be placed.
+        ray.init(address="local", num_cpus=(options.num_cpus or os.cpu_count()) + 1, **kwargs)
 
 
 def _sweep_dir(storage: Path, name: str) -> Path:
@@ -244,7 +247,8 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from raykd.sweep.callbacks import MlflowTrialCallback, ProgressCallback
+    from raykd.sweep.callbacks import MlflowTrialCallback
+    from raykd.sweep.progress import ProgressCallback
     from raykd.sweep.space import DefineByRun
 
     _start_ray(options)
@@ -271,7 +275,8 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
                                     time_budget_s=space.budget.time_budget_s,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=0,
-                                  callbacks=[ProgressCallback(context.task.primary_metric, num_samples, options.echo),
+                                  callbacks=[ProgressCallback(context.task.primary_metric, num_samples, options.echo,
+                                                              live=options.live),
                                              MlflowTrialCallback(tracker)]),
     )
     tuner.fit()

@@ -1,0 +1,171 @@
+"""A real two-node Ray cluster on 127.0.0.1 and a real MLflow tracking server.
+
+The head (``ray start --head``, 1 CPU, custom resource ``raykd_head``) and a second node
+(``ray start --address``, 2 CPUs, custom resource ``raykd_worker``) run as separate raylets with
+their own ports; ``mlflow server`` runs with a SQLite backend. A 2-trial sweep attaches with
+``--address`` and tracks to the server with ``--mlflow-uri``; the space asks for one
+``raykd_worker`` per Train worker, so every trial must train on the second node. Both nodes and
+the server are stopped at the end, also when a test fails.
+"""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, raykd_process, tiny_space_raw, trial_results, wait_for, write_space
+
+pytestmark = pytest.mark.ray
+
+BIN = Path(sys.executable).parent
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+
+
+def _stop(group: subprocess.Popen) -> None:
+    try:
+        os.killpg(group.pid, signal.SIGKILL)  # the node's raylet, agents and workers share its group
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cluster")
+    gcs, dashboard, client, *agents = _free_ports(12)
+    common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    started = []
+    try:
+        head = _start([str(BIN / "ray"), "start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}",
+                       "--dashboard-host=127.0.0.1", f"--ray-client-server-port={client}", "--num-cpus=1",
+                       '--resources={"raykd_head": 1}', f"--dashboard-agent-listen-port={agents[0]}",
+                       f"--dashboard-agent-grpc-port={agents[1]}", f"--metrics-export-port={agents[2]}",
+                       f"--runtime-env-agent-port={agents[3]}", *common], tmp / "head.txt")
+        started.append(head)
+        assert head.wait(timeout=120) == 0, (tmp / "head.txt").read_text()
+        worker = _start([str(BIN / "ray"), "start", f"--address=127.0.0.1:{gcs}", "--num-cpus=2",
+                         '--resources={"raykd_worker": 2}', f"--dashboard-agent-listen-port={agents[4]}",
+                         f"--dashboard-agent-grpc-port={agents[5]}", f"--metrics-export-port={agents[6]}",
+                         f"--runtime-env-agent-port={agents[7]}", *common], tmp / "worker.txt")
+        started.append(worker)
+        assert worker.wait(timeout=120) == 0, (tmp / "worker.txt").read_text()
+        mlflow_port = agents[8]
+        server = _start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                         "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+                         "--artifacts-destination", str(tmp / "mlartifacts")], tmp / "mlflow.txt")
+        started.append(server)
+        wait_for(lambda: _healthy(f"http://127.0.0.1:{mlflow_port}"), 90, "the MLflow server")
+        yield tmp, f"127.0.0.1:{gcs}", f"http://127.0.0.1:{mlflow_port}"
+    finally:
+        for group in reversed(started):
+            _stop(group)
+        current = Path("/tmp/ray/ray_current_cluster")  # what `ray stop` would clean up after our head
+        if current.is_file() and current.read_text().strip().endswith(f":{gcs}"):
+            current.unlink()
+
+
+def _healthy(uri: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def _nodes(address: str) -> dict[str, dict]:
+    code = ("import json, ray; ray.init(address=%r, log_to_driver=False); "
+            "print(json.dumps({n['NodeID']: n['Resources'] for n in ray.nodes() if n['Alive']}))" % address)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def sweep(cluster):
+    tmp, address, mlflow_uri = cluster
+    raw = tiny_space_raw({"name": "cluster", "resources.worker_resources": {"raykd_worker": 1}})
+    space = write_space(tmp / "cluster.yaml", raw)
+    started = time.monotonic()
+    process = raykd_process(["sweep", "--space", str(space), "--storage", str(tmp / "runs"), "--address", address,
+                             "--mlflow-uri", mlflow_uri], tmp / "sweep.txt")
+    try:
+        assert process.wait(timeout=500) == 0, (tmp / "sweep.txt").read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    print(f"2-trial sweep on the 2-node cluster: {time.monotonic() - started:.0f} s")
+    return tmp, address, mlflow_uri, next((tmp / "runs").glob("cluster-*"))
+
+
+def test_cluster_has_two_nodes_with_their_resources(cluster):
+    _, address, _ = cluster
+    nodes = _nodes(address)
+    assert len(nodes) == 2
+    assert sorted(r.get("CPU") for r in nodes.values()) == [1.0, 2.0]
+    assert sum("raykd_worker" in r for r in nodes.values()) == 1 and sum("raykd_head" in r for r in nodes.values()) == 1
+
+
+def test_both_trials_finish_on_the_node_the_resources_name(sweep):
+    tmp, address, _, sweep_dir = sweep
+    rows = list(csv.DictReader(open(sweep_dir / "trials.csv")))
+    assert [r["status"] for r in rows] == ["TERMINATED", "TERMINATED"]
+    assert list(csv.DictReader(open(sweep_dir / "pareto.csv")))
+    worker_node = next(node for node, res in _nodes(address).items() if "raykd_worker" in res)
+    for trial, results in trial_results(sweep_dir).items():
+        assert {r["node_id"] for r in results if "node_id" in r} == {worker_node}, trial
+    assert "running 2 trials" in (tmp / "sweep.txt").read_text()
+
+
+def test_runs_are_on_the_tracking_server(sweep):
+    from mlflow.tracking import MlflowClient
+
+    _, _, mlflow_uri, sweep_dir = sweep
+    client = MlflowClient(mlflow_uri)
+    experiment = client.get_experiment_by_name("raykd-cluster")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("raykd.kind") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert all(c.info.artifact_uri.startswith("mlflow-artifacts:") for c in children)  # the server stores them
+    files = {a.path for a in client.list_artifacts(children[0].info.run_id, "student")}
+    assert "student/student.safetensors" in files
+    assert {"pareto.csv", "pareto.png"} <= {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert not (sweep_dir.parent / "mlflow.db").exists()  # nothing went to a local store
+
+
+def test_unreachable_tracking_server_stops_before_anything_runs(tmp_path):
+    from click.testing import CliRunner
+
+    from raykd.cli import main
+
+    (closed,) = _free_ports(1)
+    space = write_space(tmp_path / "s.yaml", tiny_space_raw())
+    result = CliRunner().invoke(main, ["sweep", "--space", str(space), "--storage", str(tmp_path / "runs"),
+                                       "--mlflow-uri", f"http://127.0.0.1:{closed}"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines() if hasattr(result, "stderr") else result.output.strip().splitlines()
+    assert len(lines) == 1 and "is not reachable" in lines[0] and "drop --mlflow-uri" in lines[0]
+    assert not (tmp_path / "runs").exists()
+    assert REPO  # the CLI ran from the repository's package

@@ -1,0 +1,93 @@
+"""Failed trials with real faults: a trial whose loss diverges raises, and a worker killed mid-epoch.
+
+One 2-trial sweep on a local Ray instance: BiLSTM trials train at a learning rate that makes the
+loss infinite (NonFiniteLossError), transformer trials train normally, and the test kills the
+running transformer trial's Ray Train worker process (SIGKILL) during its second epoch. The
+diverged trial must end as failed with its reason in trials.csv and in its MLflow run (FAILED);
+the killed one must be retried by Ray Train from its last checkpoint and finish; the sweep must
+finish and report the others.
+"""
+
+import csv
+import os
+import signal
+import subprocess
+
+import pytest
+
+from conftest import raykd_process, tiny_space_raw, trial_results, wait_for, write_space
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def faulty_sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("faults")
+    raw = tiny_space_raw({"name": "faults", "data.train_limit": 8000, "training.epochs": 3,
+                          "budget.num_samples": 2, "budget.max_concurrent": 1})
+    raw["students"]["bilstm"].update(lr=1.0e6)  # diverges within a few steps
+    space = write_space(tmp / "faults.yaml", raw)
+    sweep = raykd_process(["sweep", "--space", str(space), "--storage", str(tmp / "runs")], tmp / "log.txt")
+    try:
+        sweep_dir = wait_for(lambda: next((tmp / "runs").glob("faults-*"), None), 120, "the sweep folder")
+
+        def transformer_in_epoch_2():
+            for trial, rows in trial_results(sweep_dir).items():
+                if any(r.get("epoch") == 1 for r in rows) and not any(r.get("final") for r in rows):
+                    return trial
+            return None
+
+        killed = wait_for(transformer_in_epoch_2, 300, "a trial to report its first epoch")
+        workers = subprocess.run(["pgrep", "-f", "^ray::RayTrainWorker"], capture_output=True, text=True).stdout.split()
+        assert len(workers) == 1, workers  # one trial at a time, one worker
+        os.kill(int(workers[0]), signal.SIGKILL)
+        assert sweep.wait(timeout=400) == 0, (tmp / "log.txt").read_text()[-3000:]
+    finally:
+        if sweep.poll() is None:
+            os.killpg(sweep.pid, signal.SIGKILL)
+    return tmp, sweep_dir, killed
+
+
+def _rows(sweep_dir):
+    return {row["trial_id"]: row for row in csv.DictReader(open(sweep_dir / "trials.csv"))}
+
+
+def test_diverged_trial_fails_with_its_reason_and_the_sweep_finishes(faulty_sweep):
+    tmp, sweep_dir, _ = faulty_sweep
+    rows = _rows(sweep_dir)
+    failed = [r for r in rows.values() if r["status"] == "ERROR"]
+    finished = [r for r in rows.values() if r["status"] == "TERMINATED"]
+    assert len(rows) == 2 and len(failed) == 1 and len(finished) == 1  # one of each family was sampled
+    assert failed[0]["student"] == "bilstm" and finished[0]["student"] == "transformer"
+    assert "NonFiniteLossError: loss became" in failed[0]["error"] and "lower learning rate" in failed[0]["error"]
+    assert float(finished[0]["metric"]) > 0.6
+    log = (tmp / "log.txt").read_text()
+    assert "FAILED" in log and "1 trials finished, 1 failed" in log
+
+
+def test_failed_trial_is_failed_in_mlflow(faulty_sweep):
+    from mlflow.tracking import MlflowClient
+
+    tmp, sweep_dir, _ = faulty_sweep
+    rows = _rows(sweep_dir)
+    client = MlflowClient(f"sqlite:///{tmp / 'runs' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("raykd-faults")
+    runs = {r.data.tags.get("raykd.trial_id"): r for r in client.search_runs([experiment.experiment_id])}
+    for trial_id, row in rows.items():
+        run = runs[trial_id]
+        if row["status"] == "ERROR":
+            assert run.info.status == "FAILED"
+            assert run.data.tags["raykd.error"] == row["error"]
+        else:
+            assert run.info.status == "FINISHED"
+
+
+def test_killed_worker_is_retried_from_its_last_checkpoint(faulty_sweep):
+    _, sweep_dir, killed = faulty_sweep
+    rows = _rows(sweep_dir)
+    assert rows[killed]["status"] == "TERMINATED" and rows[killed]["epochs_done"] == "3"
+    results = trial_results(sweep_dir)[killed]
+    # reports after the kill come from a restarted worker group that resumed after epoch 1 or 2
+    assert results[0]["start_epoch"] == 0 and results[-1]["start_epoch"] >= 1
+    assert [r["epoch"] for r in results if not r.get("final")] == sorted({r["epoch"] for r in results
+                                                                          if not r.get("final")})
