@@ -44,7 +44,8 @@ def describe_plan(space: SweepConfig, inputs: CheckedInputs) -> str:
     lines += _domains("all trials", space.training)[1:]
     budget = space.budget
     concurrent = budget.max_concurrent or "cluster CPUs / CPUs per trial"
-    gpus = f", {res.gpus_per_worker} GPU" if res.use_gpu else ""
+    gpus = f", {res.gpus_per_worker:g} GPU" if res.use_gpu else ""
+    gpus += "".join(f", {amount:g} {name}" for name, amount in res.worker_resources.items())
     lines += [
         f"trial plan: {budget.num_samples} trials chosen by Optuna (multi-objective TPE, seed {space.seed}), "
         f"at most {concurrent} at once",

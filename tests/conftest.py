@@ -77,14 +77,44 @@ def trial_results(sweep_dir: Path) -> dict[str, list[dict]]:
     return found
 
 
-def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.5):
-    """Poll ``condition()`` until it returns something truthy; fail the test after ``timeout_s``."""
+def latest_checkpoints(sweep_dir: Path) -> dict[str, dict]:
+    """Trial id -> the metrics of its newest *committed* checkpoint, read live from storage.
+
+    A worker writes an epoch's checkpoint files before ``report`` returns, but Ray Train commits it
+    (the checkpoint a restart resumes from) only once the controller has collected that report and
+    written ``checkpoint_manager_snapshot.json``; Tune copies ``result.json`` to storage only every
+    few seconds. Tests that act on a running trial's progress read this.
+    """
+    import json
+
+    found = {}
+    for snapshot in sorted((sweep_dir / "train_runs").glob("trial-*/checkpoint_manager_snapshot.json")):
+        try:
+            latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result")
+        except (json.JSONDecodeError, FileNotFoundError):  # being rewritten
+            continue
+        if latest:
+            found[snapshot.parent.name.removeprefix("trial-")] = latest["metrics"]
+    return found
+
+
+def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.5, process=None, log: Path | None = None):
+    """Poll ``condition()`` until it returns something truthy; fail the test after ``timeout_s``.
+
+    With ``process`` (a Popen) the wait fails at once if that process exits first; the tail of its
+    ``log`` goes into the failure message either way, so a CI log says why.
+    """
     import time
+
+    def tail() -> str:
+        return f"\n--- last lines of {log} ---\n{log.read_text()[-4000:]}" if log and log.exists() else ""
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the process exited with {process.returncode} while waiting for {what}{tail()}")
         time.sleep(poll_s)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}{tail()}")

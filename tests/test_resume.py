@@ -14,7 +14,8 @@ import signal
 
 import pytest
 
-from conftest import raykd_process, tiny_space_raw, trial_results, wait_for, write_space
+from conftest import latest_checkpoints, raykd_process, tiny_space_raw, trial_results, wait_for, write_space
+from raykd.trial.worker import PAUSE_ENV
 
 pytestmark = pytest.mark.ray
 
@@ -23,30 +24,37 @@ pytestmark = pytest.mark.ray
 def resumed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("resume")
     raw = tiny_space_raw({"name": "resume", "training.epochs": 3, "budget.num_samples": 3,
-                          "budget.max_concurrent": 1})
+                          "budget.max_concurrent": 2})
     space = write_space(tmp / "resume.yaml", raw)
-    first = raykd_process(["sweep", "--space", str(space), "--storage", str(tmp / "runs")], tmp / "first.txt")
+    log = tmp / "first.txt"
+    # workers pause 2 s after each epoch, so the kill below finds a trial between checkpoints
+    first = raykd_process(["sweep", "--space", str(space), "--storage", str(tmp / "runs")], log,
+                          env={**os.environ, PAUSE_ENV: "2"})
     try:
-        sweep_dir = wait_for(lambda: next((tmp / "runs").glob("resume-*"), None), 120, "the sweep folder")
+        sweep_dir = wait_for(lambda: next((tmp / "runs").glob("resume-*"), None), 120, "the sweep folder",
+                             process=first, log=log)
 
         def one_finished_one_running():
             results = trial_results(sweep_dir)
             done = {t for t, rows in results.items() if any(r.get("final") for r in rows)}
-            running = {t for t, rows in results.items() if t not in done and rows}
+            # committed a checkpoint for epoch 1 or 2 of 3: must continue from it after the resume
+            running = {t for t, m in latest_checkpoints(sweep_dir).items() if t not in done and m["epoch"] < 3}
             return (done, running) if done and running else None
 
-        finished, running = wait_for(one_finished_one_running, 400, "a finished and a running trial")
+        finished, running = wait_for(one_finished_one_running, 400, "a finished and a running trial", poll_s=0.2,
+                                     process=first, log=log)
         before = {t: (sweep_dir / "tune" / f"trial-{t}" / "result.json").read_text() for t in finished}
+        reported = {t: metrics["epoch"] for t, metrics in latest_checkpoints(sweep_dir).items()}
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # the driver and its Ray, as a crash would
         first.wait()
     second = raykd_process(["sweep", "--resume", str(sweep_dir)], tmp / "second.txt")
     assert second.wait(timeout=500) == 0, (tmp / "second.txt").read_text()[-3000:]
-    return tmp, sweep_dir, finished, running, before
+    return tmp, sweep_dir, finished, running, before, reported
 
 
 def test_no_finished_trial_is_lost_or_duplicated(resumed):
-    tmp, sweep_dir, finished, running, before = resumed
+    tmp, sweep_dir, finished, running, before, _ = resumed
     rows = list(csv.DictReader(open(sweep_dir / "trials.csv")))
     ids = [row["trial_id"] for row in rows]
     print(f"before kill: finished {sorted(finished)}, running {sorted(running)}; after resume: {sorted(ids)}")
@@ -60,17 +68,21 @@ def test_no_finished_trial_is_lost_or_duplicated(resumed):
 
 
 def test_unfinished_trial_restarts_from_its_checkpoint(resumed):
-    _, sweep_dir, _, running, _ = resumed
+    _, sweep_dir, _, running, _, reported = resumed
     for trial in running:
-        results = trial_results(sweep_dir)[trial]
+        results = trial_results(sweep_dir)[trial]  # what the trial reported after the resume
         assert results[-1]["final"] and results[-1]["epoch"] == 3
-        assert results[-1]["start_epoch"] >= 1  # resumed after a checkpointed epoch, not from scratch
+        # Train resumed from the checkpoint committed before the kill (start_epoch), not from scratch,
+        # and trained only the epochs after it
+        start = results[-1]["start_epoch"]
+        assert start >= reported[trial] >= 1
+        assert all(r["epoch"] > start for r in results if r["start_epoch"] == start and not r.get("final"))
 
 
 def test_mlflow_has_one_child_run_per_trial(resumed):
     from mlflow.tracking import MlflowClient
 
-    tmp, sweep_dir, _, _, _ = resumed
+    tmp, sweep_dir, _, _, _, _ = resumed
     meta = json.loads((sweep_dir / "sweep.json").read_text())
     client = MlflowClient(meta["mlflow_uri"])
     experiment = client.get_experiment_by_name("raykd-resume")

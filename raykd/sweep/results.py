@@ -17,7 +17,7 @@ __all__ = ["read_trials", "flatten_settings", "record_from_result"]
 
 _TUNE_KEYS = {"final", "checkpoint_dir", "checkpoint_path", "metric", "best_metric", "best_epoch", "epoch",
               "train_loss", "train_seconds", "examples_per_s", "student_params", "student_params_non_embedding",
-              "compression_ratio", "latency_ms", "start_epoch", "trial_id", "training_iteration", "time_this_iter_s",
+              "compression_ratio", "latency_ms", "start_epoch", "worker_pid", "trial_id", "training_iteration", "time_this_iter_s",
               "time_total_s", "timestamp", "date", "pid", "hostname", "node_ip", "done", "config",
               "time_since_restore", "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint"}
 

@@ -118,6 +118,22 @@ def _sweep_dir(storage: Path, name: str) -> Path:
     return folder
 
 
+def _check_local_resources(space: SweepConfig, options: SweepOptions) -> None:
+    """Refuse, before anything starts, what a local Ray instance could never schedule."""
+    from raykd.errors import RaykdInputError
+
+    if options.address:
+        return  # a cluster (or its autoscaler) may provide them
+    res = space.resources
+    if res.worker_resources:
+        names = ", ".join(res.worker_resources)
+        raise RaykdInputError(f"resources.worker_resources asks for {names}, which a local Ray instance does not "
+                              "have; attach to a cluster that advertises it with --address, or drop it")
+    if res.use_gpu and not _cuda():
+        raise RaykdInputError("resources.gpus_per_worker > 0 but this machine has no CUDA GPU; set "
+                              "gpus_per_worker: 0, or attach to a cluster with GPUs with --address")
+
+
 def _context(space: SweepConfig, inputs, stage, sweep_dir: Path) -> TrialContext:
     task = inputs.task
     return TrialContext(task=task, train_cache=str(stage.splits["train"].path),
@@ -155,6 +171,7 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
 
     quiet_libraries()
     inputs = check_inputs(space)
+    _check_local_resources(space, options)
     storage = Path(options.storage).resolve()
     tracking_uri = options.mlflow_uri or default_tracking_uri(storage)
     check_tracking_uri(tracking_uri)
@@ -203,6 +220,7 @@ def resume_sweep(sweep_dir: str | Path, options: SweepOptions = SweepOptions()) 
                               f"resume; start it again with raykd sweep --space {sweep_dir / 'space.yaml'}")
     space = load_space(sweep_dir / "space.yaml")
     inputs = check_inputs(space)
+    _check_local_resources(space, options)
     tracking_uri = options.mlflow_uri or meta["mlflow_uri"]
     check_tracking_uri(tracking_uri)
     tracker = SweepTracker.for_experiment(tracking_uri, f"raykd-{space.name}",
@@ -223,6 +241,10 @@ def _fit(space, options, context, sweep_dir: Path, tracker, num_samples: int, *,
         interrupted = False
     finally:
         outcome = finish_sweep(sweep_dir, tracker=tracker, interrupted=interrupted, echo=options.echo)
+        done = [r for r in outcome.records if r.status in ("TERMINATED", "ERROR")]
+        if interrupted or len(done) < num_samples:
+            options.echo(f"{len(done)} of {num_samples} trials done; continue with: "
+                         f"raykd sweep --resume {sweep_dir}")
     return outcome
 
 

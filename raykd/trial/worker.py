@@ -4,11 +4,17 @@ Runs in every Ray Train worker. Rank 0 writes a checkpoint after each epoch
 (``ray.train.report(..., checkpoint_dir_name="epoch_NNN")``); every rank reports the same number
 of times, as Ray Train requires. After the last epoch rank 0 measures batch-1 CPU latency.
 On a restart after a worker failure, training resumes from ``ray.train.get_checkpoint()``.
+
+``RAYKD_PAUSE_AFTER_EPOCH_S`` (seconds, default 0) makes every worker sleep after each epoch's
+report. It changes no result; it exists for fault-injection tests, which need a trial to sit between
+two checkpoints long enough to kill its worker or its driver there, however fast the machine is.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
+import time
 from typing import Any
 
 import ray
@@ -26,6 +32,8 @@ from raykd.students import StudentContext, build_student, count_parameters, stud
 from raykd.trial.plan import TrialContext
 
 __all__ = ["train_fn_per_worker", "loop_settings"]
+
+PAUSE_ENV = "RAYKD_PAUSE_AFTER_EPOCH_S"
 
 
 def loop_settings(trial: dict[str, Any], context: TrialContext, device: str) -> LoopSettings:
@@ -77,7 +85,8 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
     counts = count_parameters(model)
     sizes = {"student_params": counts.total, "student_params_non_embedding": counts.non_embedding,
              "compression_ratio": context.teacher_params / counts.total,
-             "node_id": ray.get_runtime_context().get_node_id(),  # where rank 0 ran: placement checks
+             "node_id": ray.get_runtime_context().get_node_id(),  # where rank 0 runs (placement checks)
+             "worker_pid": os.getpid(),
              "start_epoch": state.epoch if state else 0}  # > 0 after a restart from a checkpoint
     model = ray.train.torch.prepare_model(model) if world > 1 else model.to(device)
     method = METHODS.load(trial["method"]).make_method(trial[trial["method"]], context.task)
@@ -95,6 +104,8 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
                 save_checkpoint(tmp, model, spec, loop_state, metrics)
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{loop_state.epoch:03d}")
+        if pause_s := float(os.environ.get(PAUSE_ENV, 0)):
+            time.sleep(pause_s)
 
     fit(model, method.objective, train, settings,
         evaluate=lambda m: evaluate_splits(m, evals, context.task, context.pad_id, device),

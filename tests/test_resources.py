@@ -1,0 +1,35 @@
+"""Resources a local Ray instance can never provide are refused before anything starts."""
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from conftest import tiny_space_raw
+from raykd.cli import main
+
+
+@pytest.mark.parametrize("resources, fragment", [
+    ({"worker_resources": {"raykd_gpu": 1}}, "asks for raykd_gpu, which a local Ray instance does not have"),
+    ({"gpus_per_worker": 0.5}, "this machine has no CUDA GPU"),
+])
+def test_resources_a_local_instance_cannot_schedule(tmp_path, resources, fragment):
+    import torch
+
+    if "gpus_per_worker" in resources and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    raw = tiny_space_raw()
+    raw["resources"].update(resources)
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(main, ["sweep", "--space", str(space), "--storage", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_validate_prints_what_each_trial_reserves(tmp_path):
+    raw = tiny_space_raw({"resources.worker_resources": {"raykd_cpu": 1}, "resources.num_workers": 2})
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(main, ["validate", "--space", str(space)])
+    assert result.exit_code == 0, result.output
+    assert "each trial: 2 Ray Train worker(s) x 1 CPU, 1 raykd_cpu (DDP)" in result.output
