@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from raykd.config import SweepConfig
-from raykd.data.sources import load_split
+from raykd.data.sources import load_ood, load_split, task_train_data_forbidden
 from raykd.data.tasks import GLUE_TASKS, TaskSpec, normalise_task_name, custom_task, get_task
 from raykd.errors import RaykdInputError
-from raykd.registry import METHODS, STUDENTS
+from raykd.registry import METHODS, STUDENTS, uses_task_train_data
 from raykd.teachers.load import TeacherInfo, check_teacher_labels, inspect_teacher
 
 if TYPE_CHECKING:
@@ -89,6 +89,56 @@ def check_inputs(space: SweepConfig) -> CheckedInputs:
             check = getattr(registry.load(name), "check_space", None)
             if check is not None:
                 check(domains, teacher.config)
-    splits = ("train", *task.eval_splits)
-    frames = {split: load_split(space.data, task, split, space.seed) for split in splits}
+    with_data = [m for m in space.methods if uses_task_train_data(m)]
+    data_free = [m for m in space.methods if m not in with_data]
+    _check_data_free(space, data_free, teacher.config)
+    frames = {}
+    if with_data:
+        frames["train"] = load_split(space.data, task, "train", space.seed)
+        for split in task.eval_splits:
+            frames[split] = load_split(space.data, task, split, space.seed)
+    else:  # no method may read it, so nothing does: the data layer refuses the training split
+        with task_train_data_forbidden(f"every method of this sweep ({', '.join(data_free)}) is data-free"):
+            for split in task.eval_splits:
+                frames[split] = load_split(space.data, task, split, space.seed)
+    if data_free and any(getattr(METHODS.load(m), "NEEDS_OOD", False) for m in data_free) or space.data.ood:
+        frames["ood"] = load_ood(space.data, task, space.seed)
     return CheckedInputs(task=task, teacher=teacher, frames=frames)
+
+
+def _check_data_free(space: SweepConfig, methods: list[str], teacher_config: dict) -> None:
+    """Refuse data-free settings that cannot run, before Ray starts.
+
+    Raises:
+        RaykdInputError: an out-of-domain corpus missing for a method that needs one, more than one
+            worker per trial, or a (method settings, student) combination the method refuses
+            (every combination of the listed choices is tried).
+    """
+    import itertools
+
+    from raykd.domains import domain_values
+
+    for method in methods:
+        module = METHODS.load(method)
+        if getattr(module, "NEEDS_OOD", False) and not space.data.ood:
+            raise RaykdInputError(f"methods.{method} needs an out-of-domain corpus: set data.ood (for example "
+                                  "../shared/data/glue/QNLI/dev.tsv) and data.ood_text_column")
+        if space.resources.num_workers > 1:
+            raise RaykdInputError(f"methods.{method} is data-free and runs on one worker per trial; set "
+                                  "resources.num_workers: 1")
+        check = getattr(module, "check_student", None)
+        if check is None:
+            continue
+        method_domains = space.methods[method]
+        for family, domains in space.students.items():
+            # every combination of the settings that decide compatibility; the rest at their first value
+            merged = {**method_domains, **domains}
+            names = list(merged)
+            options = [domain_values(d) if k in _COMPATIBILITY_KEYS else domain_values(d)[:1] for k, d in merged.items()]
+            for combo in itertools.product(*options):
+                values = dict(zip(names, combo))
+                check({k: values[k] for k in method_domains}, family, {k: values[k] for k in domains},
+                      teacher_config)
+
+
+_COMPATIBILITY_KEYS = {"gen_space", "projection", "embedding_dim", "init", "hidden_size"}

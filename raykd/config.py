@@ -50,6 +50,8 @@ TRAINING_PARAMS: dict[str, ParamSpec] = {
     "weight_decay": ParamSpec(float, 0.01, "AdamW weight decay", low=0),
     "warmup_ratio": ParamSpec(float, 0.06, "share of steps with linear warm-up", low=0, high=1),
     "grad_clip": ParamSpec(float, 1.0, "gradient-norm clip (0 = off)", low=0),
+    "steps_per_epoch": ParamSpec(int, 200, "student steps per epoch of data-free methods (they have no "
+                                 "training set to pass over)", low=1),
 }
 
 
@@ -68,6 +70,11 @@ class DataConfig:
         max_length: tokens per example after tokenisation (longer examples are truncated).
         train_limit: use a seeded random sample of this many training examples (smoke runs).
         dev_limit: use a seeded random sample of this many dev examples.
+        ood: an out-of-domain text file (TSV / CSV / JSONL) that data-free methods label with the
+            teacher instead of the task's training text (e.g. ``glue/QNLI/dev.tsv``: Wikipedia
+            sentences, for SST-2). Never the task's own training file.
+        ood_text_column: its text column.
+        ood_limit: use a seeded random sample of this many OOD sentences.
     """
 
     glue_dir: str | None = None
@@ -84,6 +91,9 @@ class DataConfig:
     max_length: int = 128
     train_limit: int | None = None
     dev_limit: int | None = None
+    ood: str | None = None
+    ood_text_column: str = "sentence"
+    ood_limit: int | None = None
 
     @property
     def source(self) -> str:
@@ -310,7 +320,7 @@ def _parse_section(cls, raw: Any, where: str):
         raise RaykdInputError(f"{where}: missing required key(s) {', '.join(missing)}") from None
 
 
-_POSITIVE = {"max_length", "train_limit", "dev_limit", "batch_size", "num_samples", "max_concurrent", "num_workers"}
+_POSITIVE = {"max_length", "train_limit", "dev_limit", "ood_limit", "batch_size", "num_samples", "max_concurrent", "num_workers"}
 _NON_NEGATIVE = {"cpus_per_worker", "gpus_per_worker", "max_failures", "time_budget_s"}
 _STR_LISTS = {"text_columns", "labels"}
 

@@ -16,7 +16,7 @@ from types import ModuleType
 
 from raykd.errors import RaykdInputError
 
-__all__ = ["Registry", "METHODS", "STUDENTS"]
+__all__ = ["METHODS", "STUDENTS", "Registry", "uses_task_train_data"]
 
 
 class Registry:
@@ -59,7 +59,16 @@ class Registry:
         return importlib.import_module(self._entries[self.check(name)])
 
 
-METHODS = Registry("method", {"vanilla": "raykd.methods.vanilla"})
+METHODS = Registry("method", {
+    "vanilla": "raykd.methods.vanilla",
+    "zero_shot": "raykd.methods.zero_shot",
+    "random_tokens": "raykd.methods.random_tokens",
+})
+
+
+def uses_task_train_data(method: str) -> bool:
+    """Whether method ``method`` trains on the task's training split (False for data-free methods)."""
+    return bool(getattr(METHODS.load(method), "USES_TASK_TRAIN_DATA", True))
 STUDENTS = Registry(
     "student",
     {"bilstm": "raykd.students.bilstm", "transformer": "raykd.students.transformer"},

@@ -234,7 +234,8 @@ def test_teacher_init_asks_for_no_width_settings():
     })  # FixedTrial raises if a setting it was not given is suggested
     constants = define(trial)
     assert constants == {"method": "vanilla", "student": "transformer", "transformer/freeze_embeddings": False,
-                         "epochs": 2, "weight_decay": 0.01, "warmup_ratio": 0.06, "grad_clip": 1.0}
+                         "epochs": 2, "weight_decay": 0.01, "warmup_ratio": 0.06, "grad_clip": 1.0,
+                         "steps_per_epoch": 200}
 
 
 def test_random_init_asks_for_width_settings():

@@ -6,6 +6,9 @@ seeded subsampling (``train_limit`` / ``dev_limit``).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from raykd.data.readers import read_file, read_glue, read_hub
@@ -17,7 +20,71 @@ if TYPE_CHECKING:
 
     from raykd.config import DataConfig
 
-__all__ = ["load_split", "subsample"]
+__all__ = ["load_split", "load_ood", "subsample", "task_train_data_forbidden", "task_train_file"]
+
+_FORBIDDEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("raykd_task_train_forbidden", default=None)
+
+
+@contextlib.contextmanager
+def task_train_data_forbidden(reason: str):
+    """Within this block :func:`load_split` refuses the task's training split (data-free sweeps).
+
+    Args:
+        reason: why, for the error message (e.g. "every method of this sweep is data-free").
+    """
+    token = _FORBIDDEN.set(reason)
+    try:
+        yield
+    finally:
+        _FORBIDDEN.reset(token)
+
+
+def task_train_file(data: "DataConfig", task: TaskSpec) -> Path | None:
+    """The file holding the task's training split, when it is a local file (else None)."""
+    if data.source == "glue":
+        from raykd.data.readers import glue_split_path
+
+        try:
+            return Path(glue_split_path(data.glue_dir, task, "train")).resolve()
+        except RaykdInputError:
+            return None
+    return Path(data.train).expanduser().resolve() if data.train else None
+
+
+def load_ood(data: "DataConfig", task: TaskSpec, seed: int = 0) -> "pd.DataFrame":
+    """Read the out-of-domain corpus ``data.ood`` as an unlabelled transfer set.
+
+    Sentences are de-duplicated and sampled (``ood_limit``, seeded). For a pair task each sentence
+    is paired with another random sentence of the corpus (``text_b``).
+
+    Returns:
+        DataFrame with ``text_a`` (and ``text_b`` for pairs) and an empty ``label``.
+
+    Raises:
+        RaykdInputError: ``data.ood`` unset, missing, without the text column, or the task's own
+            training file.
+    """
+    import numpy as np
+
+    from raykd.data.tasks import custom_task
+
+    if not data.ood:
+        raise RaykdInputError("data.ood is not set; data-free methods need an out-of-domain text file "
+                              "(e.g. ../shared/data/glue/QNLI/dev.tsv with ood_text_column: sentence)")
+    path = Path(data.ood).expanduser().resolve()
+    train = task_train_file(data, task)
+    if train is not None and path == train:
+        raise RaykdInputError(f"data.ood is the task's own training file ({path}); data-free methods must not "
+                              "read it: give another corpus, e.g. ../shared/data/glue/QNLI/dev.tsv")
+    single = custom_task("ood", (data.ood_text_column,), (), "pearson")
+    frame = read_file(path, single, [data.ood_text_column], None)
+    frame = frame.drop_duplicates("text_a").reset_index(drop=True)
+    frame = subsample(frame, data.ood_limit, seed)[["text_a"]]
+    if task.is_pair:
+        partner = np.random.default_rng(seed + 1).permutation(len(frame))
+        frame["text_b"] = frame["text_a"].to_numpy()[partner]
+    frame["label"] = float("nan") if task.is_regression else -1
+    return frame
 
 
 def load_split(data: "DataConfig", task: TaskSpec, split: str, seed: int = 0) -> "pd.DataFrame":
@@ -33,8 +100,12 @@ def load_split(data: "DataConfig", task: TaskSpec, split: str, seed: int = 0) ->
         DataFrame with ``text_a``, optional ``text_b`` and ``label`` columns.
 
     Raises:
-        RaykdInputError: missing files or columns, unknown labels, unreachable hub.
+        RaykdInputError: missing files or columns, unknown labels, unreachable hub; the training
+            split inside :func:`task_train_data_forbidden`.
     """
+    if split == "train" and (reason := _FORBIDDEN.get()):
+        raise RaykdInputError(f"the task's training split may not be read: {reason}; data-free methods "
+                              "(zero_shot, as_dfd, random_tokens) learn from data.ood and generated samples only")
     if data.source == "glue":
         frame = read_glue(data.glue_dir, task, split)
     elif data.source == "files":

@@ -62,6 +62,7 @@ class LoopState:
         best_metric: best dev value of the primary metric so far (-inf before any epoch).
         best_epoch: the epoch that reached it (0 before any epoch).
         optimizer, scheduler: their ``state_dict()`` (empty before the first epoch).
+        extra: method state beyond the student (a data-free generator and its optimiser).
     """
 
     epoch: int = 0
@@ -69,6 +70,7 @@ class LoopState:
     best_epoch: int = 0
     optimizer: dict = field(default_factory=dict)
     scheduler: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
 
 
 def fit(

@@ -28,7 +28,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from raykd.domains import Domain, Fixed, ParamSpec, domain_values
 from raykd.errors import RaykdInputError
 
-__all__ = ["PARAMS", "BiLSTMStudent", "build", "check_space", "split_pair", "teacher_embedding"]
+__all__ = ["PARAMS", "BiLSTMStudent", "build", "check_space", "pair_segments", "split_pair", "teacher_embedding"]
 
 PARAMS: dict[str, ParamSpec] = {
     "embedding_dim": ParamSpec(int, 128, "width of the word embeddings", low=8),
@@ -78,34 +78,81 @@ class BiLSTMStudent(nn.Module):
             nn.Linear(features, mlp_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(mlp_dim, num_labels)
         )
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
-        """Map ``[B, T]`` ids, mask and token types to ``[B, num_labels]`` logits."""
-        if not self.is_pair:
-            ids, lengths = _compact(input_ids, attention_mask.bool(), self.pad_token_id)
-            return self.head(self.encode(ids, lengths))
-        if token_type_ids is None:
-            raise ValueError("a pair-task BiLSTM student needs token_type_ids to split the pair")
-        (ids_a, len_a), (ids_b, len_b) = split_pair(input_ids, attention_mask, token_type_ids, self.pad_token_id)
-        u, v = self.encode(ids_a, len_a), self.encode(ids_b, len_b)
-        return self.head(torch.cat([u, v, (u - v).abs(), u * v], dim=-1))
-
-    def encode(self, ids: Tensor, lengths: Tensor) -> Tensor:
-        """Encode left-aligned sequences.
+    def forward(self, input_ids: Tensor | None, attention_mask: Tensor, token_type_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, return_features: bool = False):
+        """Map ``[B, T]`` ids (or ``[B, T, embedding_dim]`` word vectors), mask and token types to logits.
 
         Args:
-            ids: ``[B, T]`` token ids, real tokens first.
+            input_ids: ``[B, T]`` WordPiece ids; None when ``inputs_embeds`` is given.
+            attention_mask: ``[B, T]``, 1 for real tokens.
+            token_type_ids: ``[B, T]``; required for pair tasks.
+            inputs_embeds: ``[B, T, embedding_dim]`` vectors used instead of looking up
+                ``input_ids`` (data-free methods feed generated vectors here).
+            return_features: also return the pooled features the head reads.
+
+        Returns:
+            ``[B, num_labels]`` logits, or ``(logits, features [B, head input width])``.
+        """
+        x = self.embedding(input_ids) if inputs_embeds is None else inputs_embeds
+        keep = attention_mask.bool()
+        if not self.is_pair:
+            features = self.encode_vectors(*_compact_vectors(x, keep))
+        else:
+            if token_type_ids is None:
+                raise ValueError("a pair-task BiLSTM student needs token_type_ids to split the pair")
+            seg_a, seg_b = pair_segments(keep, token_type_ids)
+            u, v = self.encode_vectors(*_compact_vectors(x, seg_a)), self.encode_vectors(*_compact_vectors(x, seg_b))
+            features = torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+        logits = self.head(features)
+        return (logits, features) if return_features else logits
+
+    def encode(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        """Encode left-aligned id sequences (``[B, T]``, ``lengths [B]`` >= 1) to ``[B, 2*hidden_dim]``."""
+        return self.encode_vectors(self.embedding(ids), lengths)
+
+    def encode_vectors(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """Encode left-aligned word vectors.
+
+        Args:
+            x: ``[B, T, embedding_dim]``, real tokens first.
             lengths: ``[B]`` real tokens per row, each >= 1.
 
         Returns:
             ``[B, 2*hidden_dim]`` pooled BiLSTM states.
         """
-        x = self.dropout(self.embedding(ids))
+        x = self.dropout(x)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        states, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=ids.shape[1])
-        valid = (torch.arange(ids.shape[1], device=ids.device) < lengths[:, None]).unsqueeze(-1)
+        states, _ = pad_packed_sequence(self.lstm(packed)[0], batch_first=True, total_length=x.shape[1])
+        valid = (torch.arange(x.shape[1], device=x.device) < lengths[:, None]).unsqueeze(-1)
         if self.pooling == "max":
             return states.masked_fill(~valid, float("-inf")).amax(dim=1)
         return (states * valid).sum(dim=1) / valid.sum(dim=1)
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the pooled features (the head's input)."""
+        return self.head[0].in_features
+
+
+def pair_segments(keep: Tensor, token_type_ids: Tensor) -> tuple[Tensor, Tensor]:
+    """Masks ``[B, T]`` of ``a [SEP]`` (the leading ``[CLS]`` dropped) and of ``b [SEP]``."""
+    seg_a = keep & (token_type_ids == 0)
+    seg_a = seg_a & (seg_a.cumsum(dim=1) != 1)  # drop the first token of segment a: [CLS]
+    return seg_a, keep & (token_type_ids == 1)
+
+
+def _compact_vectors(x: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
+    """Move the kept positions of each row of ``x [B, T, E]`` to the front, in order; trim.
+
+    Positions past a row's end are zeros (never read: sequences are packed). An empty row keeps
+    one position so that the LSTM always sees a sequence.
+    """
+    order = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
+    lengths = keep.sum(dim=1).clamp(min=1)
+    width = int(lengths.max())
+    gathered = x.gather(1, order[:, :width, None].expand(-1, -1, x.shape[-1]))
+    valid = torch.arange(width, device=x.device) < keep.sum(dim=1)[:, None]
+    return gathered * valid[..., None].to(gathered.dtype), lengths
 
 
 def split_pair(
@@ -122,10 +169,7 @@ def split_pair(
     Returns:
         ``((ids_a, lengths_a), (ids_b, lengths_b))``: ids ``[B, T_seg]`` left-aligned, lengths ``[B]``.
     """
-    keep = attention_mask.bool()
-    seg_a = keep & (token_type_ids == 0)
-    seg_a = seg_a & (seg_a.cumsum(dim=1) != 1)  # drop the first token of segment a: [CLS]
-    seg_b = keep & (token_type_ids == 1)
+    seg_a, seg_b = pair_segments(attention_mask.bool(), token_type_ids)
     return _compact(input_ids, seg_a, pad_token_id), _compact(input_ids, seg_b, pad_token_id)
 
 

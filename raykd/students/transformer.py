@@ -85,10 +85,31 @@ class TransformerStudent(nn.Module):
         nn.init.normal_(self.classifier.weight, std=config.initializer_range)
         nn.init.zeros_(self.classifier.bias)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, token_type_ids: Tensor | None = None) -> Tensor:
-        """Map ``[B, T]`` ids, mask and token types (``T <= max_length``) to ``[B, num_labels]`` logits."""
-        out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        return self.classifier(self.dropout(out.pooler_output))
+    def forward(self, input_ids: Tensor | None, attention_mask: Tensor, token_type_ids: Tensor | None = None,
+                inputs_embeds: Tensor | None = None, return_features: bool = False):
+        """Map ``[B, T]`` ids (``T <= max_length``), mask and token types to ``[B, num_labels]`` logits.
+
+        Args:
+            input_ids: ``[B, T]`` WordPiece ids; None when ``inputs_embeds`` is given.
+            attention_mask, token_type_ids: ``[B, T]``.
+            inputs_embeds: ``[B, T, hidden_size]`` raw word vectors used instead of looking up
+                ``input_ids`` (BERT still adds position and type embeddings and LayerNorm).
+            return_features: also return the pooled ``[CLS]`` features ``[B, hidden_size]``.
+        """
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                        inputs_embeds=inputs_embeds)
+        logits = self.classifier(self.dropout(out.pooler_output))
+        return (logits, out.pooler_output) if return_features else logits
+
+    @property
+    def embedding(self) -> nn.Embedding:
+        """The word-embedding table ``[vocab, hidden_size]``."""
+        return self.bert.embeddings.word_embeddings
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the pooled features."""
+        return self.config.hidden_size
 
 
 def teacher_layers(init: str, num_layers: int, teacher_num_layers: int) -> list[int]:

@@ -46,7 +46,12 @@ class MlflowTrialCallback(Callback):
         if self.runs is None:
             self.runs = self.tracker.child_runs()
         if trial.trial_id not in self.runs:
-            self.runs[trial.trial_id] = self.tracker.start_trial(trial.trial_id, flatten_settings(trial.config))
+            from raykd.registry import uses_task_train_data
+
+            settings = flatten_settings(trial.config)
+            # data-free trials never read the task's training split (the data layer refuses it)
+            settings["used_task_train_data"] = str(uses_task_train_data(trial.config["method"])).lower()
+            self.runs[trial.trial_id] = self.tracker.start_trial(trial.trial_id, settings)
         return self.runs[trial.trial_id]
 
     def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:

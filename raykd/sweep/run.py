@@ -136,7 +136,9 @@ def _check_local_resources(space: SweepConfig, options: SweepOptions) -> None:
 
 def _context(space: SweepConfig, inputs, stage, sweep_dir: Path) -> TrialContext:
     task = inputs.task
-    return TrialContext(task=task, train_cache=str(stage.splits["train"].path),
+    cache = {name: str(split.path) for name, split in stage.splits.items()}
+    return TrialContext(task=task, train_cache=cache.get("train"), ood_cache=cache.get("ood"),
+                        shared_cache=str(sweep_dir.parent / "cache"),
                         eval_caches={s: str(stage.splits[s].path) for s in task.eval_splits},
                         teacher_path=inputs.teacher.path, teacher_config=inputs.teacher.config,
                         teacher_params=stage.teacher.params, pad_id=stage.pad_id,

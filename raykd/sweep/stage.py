@@ -74,6 +74,7 @@ def build_stage(space: SweepConfig, inputs: CheckedInputs, cache_dir: Path, devi
     teacher = TeacherSummary(path=inputs.teacher.path, params=count_parameters(model).total,
                              metric=metrics[task.primary_metric], metrics=metrics,
                              latency_ms=measure_latency(model, dev, pad_id))
-    train_labels = EncodedSplit.load(splits["train"].path).labels
+    # the majority class of the training labels; of the dev labels when no method reads the training split
+    train_labels = EncodedSplit.load(splits["train"].path).labels if "train" in splits else dev.labels
     baseline = {k: float(v) for k, v in majority_baseline(task, train_labels, dev.labels).items()}
     return Stage(splits=splits, teacher=teacher, pad_id=pad_id, baseline=baseline)

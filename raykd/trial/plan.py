@@ -22,7 +22,8 @@ class TrialContext:
 
     Attributes:
         task: the task being distilled.
-        train_cache: ``.npz`` of the transfer set with the teacher's logits.
+        train_cache: ``.npz`` of the task's training split with the teacher's logits; None when
+            every method of the sweep is data-free (then nothing reads that split).
         eval_caches: eval split name -> ``.npz`` (``dev``; MNLI has two).
         teacher_path: teacher folder or hub id (students initialised from teacher weights read it).
         teacher_config: the teacher's ``config.json``.
@@ -32,10 +33,12 @@ class TrialContext:
         resources: Ray Train resources per trial.
         train_storage: absolute folder (or URI) where Train runs and checkpoints go.
         seed: the sweep seed.
+        ood_cache: ``.npz`` of the out-of-domain transfer set with the teacher's logits, or None.
+        shared_cache: folder for artifacts shared by trials and sweeps (AS-DFD's pseudo-sample banks).
     """
 
     task: TaskSpec
-    train_cache: str
+    train_cache: str | None
     eval_caches: dict[str, str]
     teacher_path: str
     teacher_config: dict
@@ -45,3 +48,5 @@ class TrialContext:
     resources: ResourcesConfig
     train_storage: str
     seed: int = 0
+    ood_cache: str | None = None
+    shared_cache: str | None = None

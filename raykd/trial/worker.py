@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 import time
 from typing import Any
 
@@ -26,6 +27,7 @@ from raykd._quiet import quiet_libraries
 from raykd.data.encoding import EncodedSplit
 from raykd.distill.checkpoint import load_checkpoint, save_checkpoint
 from raykd.distill.evaluate import evaluate_splits, measure_latency
+from raykd.datafree.loop import fit_data_free
 from raykd.distill.loop import LoopSettings, fit
 from raykd.registry import METHODS
 from raykd.students import StudentContext, build_student, count_parameters, student_spec
@@ -38,10 +40,8 @@ PAUSE_ENV = "RAYKD_PAUSE_AFTER_EPOCH_S"
 
 def loop_settings(trial: dict[str, Any], context: TrialContext, device: str) -> LoopSettings:
     """The trial's optimisation settings: the student family's own (``<family>/training``), else the sweep's."""
-    own = trial[trial["student"]].get("training", {})
-
     def value(name: str):
-        return own.get(name, trial.get(name))
+        return _value(trial, name)
 
     amp = "bf16" if device.startswith("cuda") else None
     return LoopSettings(epochs=int(value("epochs")), batch_size=int(value("batch_size")), lr=float(value("lr")),
@@ -79,18 +79,21 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
     torch.set_num_threads(max(1, int(context.resources.cpus_per_worker)))
     device = str(ray.train.torch.get_device()) if context.resources.use_gpu else "cpu"
 
-    train = EncodedSplit.load(context.train_cache)
     evals = {name: EncodedSplit.load(path) for name, path in context.eval_caches.items()}
     model, spec, state = _student(trial, context)
+    module = METHODS.load(trial["method"])
+    data_free = not getattr(module, "USES_TASK_TRAIN_DATA", True)
+    settings = loop_settings(trial, context, device)
+    trainer = _data_free_trainer(module, trial, context, model, settings, device) if data_free else None
     counts = count_parameters(model)
-    sizes = {"student_params": counts.total, "student_params_non_embedding": counts.non_embedding,
-             "compression_ratio": context.teacher_params / counts.total,
+    extra_params = sum(p.numel() for name, m in (trainer.student_modules.items() if trainer else ())
+                       if name == "projection" for p in m.parameters())  # deployed with the student's inputs
+    sizes = {"student_params": counts.total + extra_params, "student_params_non_embedding": counts.non_embedding,
+             "compression_ratio": context.teacher_params / (counts.total + extra_params),
              "node_id": ray.get_runtime_context().get_node_id(),  # where rank 0 runs (placement checks)
              "worker_pid": os.getpid(),
              "start_epoch": state.epoch if state else 0}  # > 0 after a restart from a checkpoint
     model = ray.train.torch.prepare_model(model) if world > 1 else model.to(device)
-    method = METHODS.load(trial["method"]).make_method(trial[trial["method"]], context.task)
-    settings = loop_settings(trial, context, device)
     primary = context.task.primary_metric
 
     def report(metrics: dict, loop_state) -> None:
@@ -102,11 +105,47 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
             checkpoint = None
             if rank == 0:
                 save_checkpoint(tmp, model, spec, loop_state, metrics)
+                if loop_state.extra.get("samples"):
+                    (Path(tmp) / "generated_samples.txt").write_text(loop_state.extra["samples"] + "\n")
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{loop_state.epoch:03d}")
         if pause_s := float(os.environ.get(PAUSE_ENV, 0)):
             time.sleep(pause_s)
 
-    fit(model, method.objective, train, settings,
-        evaluate=lambda m: evaluate_splits(m, evals, context.task, context.pad_id, device),
-        primary=primary, report=report, pad_id=context.pad_id, rank=rank, world_size=world, state=state)
+    def evaluate(m):
+        return evaluate_splits(m, evals, context.task, context.pad_id, device)
+
+    if data_free:
+        fit_data_free(model, trainer, settings, steps_per_epoch=int(_value(trial, "steps_per_epoch")),
+                      evaluate=evaluate, primary=primary, report=report, state=state)
+        return
+    method = module.make_method(trial[trial["method"]], context.task)
+    train = EncodedSplit.load(context.train_cache)
+    fit(model, method.objective, train, settings, evaluate=evaluate, primary=primary, report=report,
+        pad_id=context.pad_id, rank=rank, world_size=world, state=state)
+
+
+def _value(trial: dict, name: str):
+    """A training setting: the student family's own override, else the sweep's."""
+    return trial[trial["student"]].get("training", {}).get(name, trial.get(name))
+
+
+def _data_free_trainer(module, trial: dict, context: TrialContext, model, settings: LoopSettings, device: str):
+    """The data-free method's trainer with the frozen teacher; never touches the task's training split."""
+    from raykd.datafree.base import DataFreeEnv, freeze
+    from raykd.teachers.cache import teacher_fingerprint
+    from raykd.teachers.load import load_teacher, load_tokenizer
+
+    teacher = freeze(load_teacher(context.teacher_path)).to(device)
+    tokenizer = load_tokenizer(context.teacher_path)
+    vocab = teacher.get_input_embeddings().weight.shape[0]
+    env = DataFreeEnv(
+        teacher=teacher, teacher_embeddings=teacher.get_input_embeddings().weight.detach(),
+        cls_id=tokenizer.cls_token_id, sep_id=tokenizer.sep_token_id, pad_id=tokenizer.pad_token_id,
+        mask_id=tokenizer.mask_token_id, special_ids=tuple(sorted(set(tokenizer.all_special_ids))),
+        task=context.task, max_length=context.max_length, batch_size=settings.batch_size, device=device,
+        seed=context.seed, ood=EncodedSplit.load(context.ood_cache) if context.ood_cache else None,
+        cache_dir=context.shared_cache, teacher_fingerprint=teacher_fingerprint(context.teacher_path),
+        tokens=tuple(tokenizer.convert_ids_to_tokens(list(range(vocab)))),
+    )
+    return module.make_trainer(trial[trial["method"]], env, model.to(device))
