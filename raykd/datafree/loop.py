@@ -15,8 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from raykd.distill.loop import LoopSettings, LoopState, _autocast, _optimiser
-from raykd.errors import NonFiniteLossError
+from raykd.distill.loop import LoopSettings, LoopState, _autocast, _optimiser, optimiser_step
 
 __all__ = ["fit_data_free", "TrainableStudent"]
 
@@ -83,15 +82,7 @@ def fit_data_free(
                 counts[name] += 1
             with _autocast(settings):
                 loss, parts = trainer.student_loss(student, step)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch}, step {step}; "
-                                         "try a lower learning rate or temperature")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optimizer.step()
-            scheduler.step()
+            optimiser_step(model, loss, optimizer, scheduler, settings.grad_clip, epoch=epoch, step=step)
             for name, value in {"train_loss": loss.item(), **parts}.items():
                 sums[name] += value
                 counts[name] += 1

@@ -20,7 +20,7 @@ from raykd.data.encoding import EncodedSplit
 from raykd.distill.batching import epoch_batches, to_tensors
 from raykd.errors import NonFiniteLossError
 
-__all__ = ["LoopSettings", "LoopState", "fit", "Objective"]
+__all__ = ["LoopSettings", "LoopState", "Objective", "fit", "optimiser_step"]
 
 Objective = Callable[[torch.Tensor, dict], "tuple[torch.Tensor, dict[str, float]]"]
 """``objective(student_logits [B, C], batch) -> (scalar loss, {name: float})``."""
@@ -145,20 +145,30 @@ def _train_epoch(model, objective, train, settings, optimizer, scheduler, *, epo
         with _autocast(settings):
             logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
         loss, _ = objective(logits.float(), batch)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch}, step {step}; "
-                                     "try a lower learning rate or temperature")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if settings.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        optimiser_step(model, loss, optimizer, scheduler, settings.grad_clip, epoch=epoch, step=step)
         total += loss.item() * len(index)
         examples += len(index)
         if on_step is not None:
             on_step(len(index))
     return total / max(examples, 1), examples
+
+
+def optimiser_step(model: nn.Module, loss: torch.Tensor, optimizer, scheduler, grad_clip: float, *,
+                   epoch: int, step: int) -> None:
+    """One update of ``model`` from a scalar ``loss``: backward, optional norm clipping, step, schedule.
+
+    Raises:
+        NonFiniteLossError: ``loss`` is NaN or infinite (nothing is updated).
+    """
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"loss became {loss.item()} at epoch {epoch}, step {step}; "
+                                 "try a lower learning rate or temperature")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
 
 
 def _optimiser(model: nn.Module, settings: LoopSettings, total_steps: int):
