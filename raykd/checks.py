@@ -91,7 +91,7 @@ def check_inputs(space: SweepConfig) -> CheckedInputs:
                 check(domains, teacher.config)
     with_data = [m for m in space.methods if uses_task_train_data(m)]
     data_free = [m for m in space.methods if m not in with_data]
-    _check_data_free(space, data_free, teacher.config)
+    _check_data_free(space, data_free, teacher.config, task)
     frames = {}
     if with_data:
         frames["train"] = load_split(space.data, task, "train", space.seed)
@@ -106,13 +106,14 @@ def check_inputs(space: SweepConfig) -> CheckedInputs:
     return CheckedInputs(task=task, teacher=teacher, frames=frames)
 
 
-def _check_data_free(space: SweepConfig, methods: list[str], teacher_config: dict) -> None:
+def _check_data_free(space: SweepConfig, methods: list[str], teacher_config: dict, task: TaskSpec) -> None:
     """Refuse data-free settings that cannot run, before Ray starts.
 
     Raises:
         RaykdInputError: an out-of-domain corpus missing for a method that needs one, more than one
-            worker per trial, or a (method settings, student) combination the method refuses
-            (every combination of the listed choices is tried).
+            worker per trial, a task the method refuses (``check_task``: AS-DFD on regression),
+            generated samples longer than ``data.max_length``, or a (method settings, student)
+            combination the method refuses (every combination of the listed choices is tried).
     """
     import itertools
 
@@ -120,6 +121,15 @@ def _check_data_free(space: SweepConfig, methods: list[str], teacher_config: dic
 
     for method in methods:
         module = METHODS.load(method)
+        if (check_task := getattr(module, "check_task", None)) is not None:
+            check_task(task)
+        if "gen_length" in space.methods[method]:
+            longest = max(int(v) for v in domain_values(space.methods[method]["gen_length"]))
+            tokens = longest + (3 if task.is_pair else 2)  # [CLS] a [SEP] (b [SEP])
+            if tokens > space.data.max_length:
+                raise RaykdInputError(f"methods.{method}.gen_length {longest} plus [CLS]/[SEP] makes {tokens} tokens, "
+                                      f"more than data.max_length {space.data.max_length}; lower gen_length or raise "
+                                      "max_length")
         if getattr(module, "NEEDS_OOD", False) and not space.data.ood:
             raise RaykdInputError(f"methods.{method} needs an out-of-domain corpus: set data.ood (for example "
                                   "../shared/data/glue/QNLI/dev.tsv) and data.ood_text_column")

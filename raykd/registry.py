@@ -63,6 +63,7 @@ METHODS = Registry("method", {
     "vanilla": "raykd.methods.vanilla",
     "zero_shot": "raykd.methods.zero_shot",
     "random_tokens": "raykd.methods.random_tokens",
+    "as_dfd": "raykd.methods.as_dfd",
 })
 
 

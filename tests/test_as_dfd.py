@@ -107,12 +107,20 @@ def test_ssl_transforms_label_what_they_change():
 
 
 def test_fit_data_free_runs_finite(teacher):
-    student = _student("transformer")
-    trainer = as_dfd.make_trainer(dict(FAST, adv_steps=2, kd_loss="l1"), _env(teacher), student)
-    reports = []
+    student = _student("bilstm")  # narrower than the teacher: reads pseudo samples through a projection
+    env = _env(teacher)
+    trainer = as_dfd.make_trainer(dict(FAST, adv_steps=2, kd_loss="l1", projection=True), env, student)
+    reports, synced = [], []
+
+    def evaluate(model):  # the loop writes projection(teacher table) into the student before evaluating
+        with torch.no_grad():
+            expected = trainer.student_modules["projection"](env.teacher_embeddings[:VOCAB].float())
+        synced.append(torch.allclose(model.embedding.weight[:VOCAB], expected, atol=1e-5))
+        return {"accuracy": 0.5}
+
     fit_data_free(student, trainer, LoopSettings(epochs=1, batch_size=8, lr=1e-3), steps_per_epoch=5,
-                  evaluate=lambda model: {"accuracy": 0.5}, primary="accuracy",
-                  report=lambda metrics, state: reports.append(metrics))
+                  evaluate=evaluate, primary="accuracy", report=lambda metrics, state: reports.append(metrics))
+    assert synced == [True]
     (metrics,) = reports
     for key in ("loss_kd", "loss_ssl", "adv_loss_ssl", "bank_target_accuracy", "gen_agreement", "bank_norm_ratio"):
         assert math.isfinite(metrics[key]), key
@@ -217,7 +225,7 @@ def test_student_reads_real_ids_as_it_read_pseudo_samples(teacher, family, task)
     student = _student(family, env.task.is_pair).eval()
     trainer = as_dfd.make_trainer(dict(FAST, projection=True), env, student)
     ids, mask, types = frame_ids(torch.randint(5, VOCAB, (3, 6)), env)
-    trainer.diagnostics(student)  # syncs the table, as every epoch before evaluation
+    trainer.prepare_student(student)  # as fit_data_free does every epoch before evaluation
     with torch.no_grad():
         as_pseudo = trainer.make_batch(env.teacher_embeddings[ids[:, 1:-1]] if not env.task.is_pair else
                                        env.teacher_embeddings[torch.cat([ids[:, 1:4], ids[:, 5:8]], 1)])

@@ -85,3 +85,26 @@ def test_impossible_data_free_settings_are_refused_before_ray(change, message):
 def test_projection_makes_the_embedding_space_valid_for_a_narrow_student():
     raw = data_free_raw(zero_shot={"gen_space": "embedding", "projection": True})
     check_inputs(parse_space(raw))
+
+
+@pytest.mark.parametrize(("methods", "message"), [
+    ({"as_dfd": {"gen_length": 80}}, r"gen_length 80 plus \[CLS\]/\[SEP\] makes 82 tokens, more than data.max_length"),
+    ({"zero_shot": {"gen_length": [8, 70]}}, "methods.zero_shot.gen_length 70"),
+    ({"as_dfd": {}}, "set methods.as_dfd.projection: true"),  # the tiny space's BiLSTM embeds narrower
+])
+def test_as_dfd_and_generated_lengths_are_checked_before_ray(methods, message):
+    with pytest.raises(RaykdInputError, match=message):
+        check_inputs(parse_space(data_free_raw(**methods)))
+
+
+def test_as_dfd_with_projection_is_accepted_and_regression_is_refused():
+    from raykd.checks import _check_data_free
+    from raykd.data.tasks import get_task
+    from raykd.teachers.load import inspect_teacher
+
+    raw = data_free_raw(as_dfd={"projection": True})
+    raw["data"].pop("ood")  # as_dfd needs no out-of-domain corpus
+    space = parse_space(raw)
+    assert set(check_inputs(space).frames) == {"dev"}
+    with pytest.raises(RaykdInputError, match="as_dfd: stsb is a regression task"):
+        _check_data_free(space, ["as_dfd"], inspect_teacher(space.teacher.path).config, get_task("stsb"))

@@ -304,3 +304,26 @@ def test_same_seed_same_trials():
         return out
 
     assert run() == run()
+
+
+def test_the_first_trials_take_each_method_once():
+    """``first_points`` enqueued in Optuna fix ``method`` and leave the other settings to the sampler."""
+    from raykd.sweep.run import first_points
+
+    space = parse_space({"name": "m", "task": "sst2", "data": {"glue_dir": "/unused"}, "teacher": {"path": "/unused"},
+                         "methods": {"vanilla": {}, "random_tokens": {}, "zero_shot": {}},
+                         "students": {"bilstm": {"hidden_dim": [32, 64]}}})
+    points = first_points(space, num_samples=5)
+    assert points == [{"method": "vanilla"}, {"method": "random_tokens"}, {"method": "zero_shot"}]
+    assert first_points(space, num_samples=2) is None  # fewer trials than methods: leave it to the sampler
+    study = make_study()
+    for point in points:
+        study.enqueue_trial(point)
+    define = DefineByRun(space)
+    chosen = []
+    for _ in range(3):
+        trial = study.ask()
+        chosen.append(define(trial)["method"])
+        assert "bilstm/hidden_dim" in trial.params  # the rest is still sampled
+        study.tell(trial, [0.5, 1.0])
+    assert chosen == ["vanilla", "random_tokens", "zero_shot"]

@@ -154,3 +154,20 @@ def test_trainer_state_round_trips():
     other.load_state_dict(state)
     for a, b in zip(trainer.generator.parameters(), other.generator.parameters()):
         assert torch.equal(a, b)
+
+
+def test_student_step_tokens_follow_the_generators_softmax_and_skip_special_ids():
+    """``sample_tokens`` (student steps) draws from the distribution gumbel_tokens' forward pass draws from."""
+    from raykd.datafree.samples import gumbel_tokens, sample_tokens
+
+    torch.manual_seed(0)
+    logits = torch.tensor([3.0, 2.0, 1.0, 0.0, 5.0]).expand(4000, 1, 5).clone()  # id 4 is special
+    allowed = torch.tensor([True, True, True, True, False])
+    drawn = sample_tokens(logits, torch.tensor([4])).flatten()
+    gumbel = gumbel_tokens(logits, 1.5, allowed).argmax(-1).flatten()  # tau shapes only the backward pass
+    expected = torch.softmax(torch.tensor([3.0, 2.0, 1.0, 0.0]), dim=0)
+    for ids in (drawn, gumbel):
+        share = torch.bincount(ids, minlength=5).float() / len(ids)
+        assert share[4] == 0
+        torch.testing.assert_close(share[:4], expected, atol=0.03, rtol=0)
+    assert logits[0, 0, 4] == 5.0  # the caller's scores are not changed

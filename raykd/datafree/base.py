@@ -103,6 +103,14 @@ class DataFreeTrainer(Protocol):
         """Metrics on freshly generated samples and a text sample (nearest vocabulary tokens)."""
         ...
 
+    def prepare_student(self, student: nn.Module) -> None:
+        """Optional. Make ``student`` ready to read real token ids; called before every evaluation and save.
+
+        For example AS-DFD writes its learned input map into the student's word-embedding table,
+        which pseudo samples bypass in training.
+        """
+        ...
+
     def state_dict(self) -> dict[str, Any]:
         """Generator / bank / optimiser state for checkpoints."""
         ...
@@ -126,4 +134,14 @@ def teacher_logits_from_embeds(teacher: nn.Module, embeds: Tensor, attention_mas
 
     Gradients flow to ``embeds`` (for generator steps), never into the frozen teacher.
     """
-    return teacher(inputs_embeds=embeds, attention_mask=attention_mask, token_type_ids=token_type_ids).logits.float()
+    kwargs = {"inputs_embeds": embeds, "attention_mask": attention_mask}
+    if token_type_ids is not None and _accepts_token_types(teacher):
+        kwargs["token_type_ids"] = token_type_ids
+    return teacher(**kwargs).logits.float()
+
+
+def _accepts_token_types(teacher: nn.Module) -> bool:
+    """DistilBERT/RoBERTa-style heads take no ``token_type_ids``; BERT-style ones do."""
+    import inspect
+
+    return "token_type_ids" in inspect.signature(teacher.forward).parameters

@@ -90,6 +90,8 @@ def fit_data_free(
                 on_step(settings.batch_size)
         seconds = time.perf_counter() - started
         student.eval()
+        if hasattr(trainer, "prepare_student"):
+            trainer.prepare_student(student)
         diagnostics, samples = trainer.diagnostics(student)
         metrics = evaluate(student)
         if metrics[primary] > state.best_metric:

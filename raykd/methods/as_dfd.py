@@ -22,8 +22,8 @@ Text Classification" (arXiv 2010.04883, EMNLP 2020). The student never sees task
 Both models read the teacher's real ``[CLS]``/``[SEP]`` rows around the content. The student reads
 the framed sequence through ``projection`` (``Linear(H -> E)``, made only when the student's
 embedding width ``E`` differs from ``H``) or unchanged; its own word-embedding table is not used in
-training, and :meth:`ASDFDTrainer.sync_student_embeddings` (run every epoch by ``diagnostics``,
-before the loop evaluates) writes ``projection(E_teacher)`` (or ``E_teacher``) into it, so the
+training, and :meth:`ASDFDTrainer.prepare_student` (which the loop runs every epoch before it
+evaluates and saves the student) writes ``projection(E_teacher)`` (or ``E_teacher``) into it, so the
 student reads real token ids the way it read pseudo samples. The projection is counted with the
 student's parameters; the self-supervised head is trained with the student but not deployed, so
 it is not counted.
@@ -81,9 +81,9 @@ PARAMS = {
     "bank_per_class": ParamSpec(int, 64, "pseudo samples per class in the PPEG bank", low=1),
     "bank_steps": ParamSpec(int, 100, "Adam steps that build the bank (0: random vocabulary rows)", low=0),
     "bank_lr": ParamSpec(float, 0.05, "Adam learning rate of the bank's pseudo vectors", low=0, low_open=True),
-    "norm_weight": ParamSpec(float, 0.1, "weight of the penalty pulling vector norms to the real rows' mean", low=0),
+    "norm_weight": ParamSpec(float, 1.0, "weight of the penalty pulling vector norms to the real rows' mean", low=0),
     "gen_length": ParamSpec(int, 16, "content vectors per pseudo sample (split in two for pair tasks)", low=2),
-    "ssl_task": ParamSpec(str, "shuffle", "self-supervised task: shuffled positions or a replaced second half",
+    "ssl_task": ParamSpec(str, "replace", "self-supervised task: shuffled positions or a replaced second half",
                           choices=("shuffle", "replace")),
     "ssl_weight": ParamSpec(float, 0.5, "weight of the self-supervised loss in the student's loss", low=0),
     "adv_steps": ParamSpec(int, 5, "student steps between two adversarial updates of bank rows", low=1),
@@ -241,7 +241,8 @@ def build_bank(env: DataFreeEnv, settings: ASDFDSettings) -> PseudoBank:
     """Guess the bank once per (teacher, task, bank settings, seed); later calls read the cache.
 
     The file is ``<env.cache_dir>/as_dfd_banks/<key>/bank.pt`` (with a readable ``meta.json``),
-    written to a temporary file and renamed, so concurrent trials never read half a file.
+    written to a temporary file and renamed under a file lock: concurrent trials that need the same
+    bank wait for one build instead of each building it.
 
     Raises:
         RaykdInputError: a regression task.
@@ -250,14 +251,19 @@ def build_bank(env: DataFreeEnv, settings: ASDFDSettings) -> PseudoBank:
     key, meta = _bank_key(env, settings)
     path = Path(env.cache_dir) / "as_dfd_banks" / key / "bank.pt" if env.cache_dir else None
     expected = (settings.bank_per_class * env.task.num_labels, settings.gen_length, env.hidden_size)
-    if path is not None and path.is_file():
-        import torch
+    if path is None:
+        return PseudoBank(*_guess_embeddings(env, settings), None, built=True)
+    from filelock import FileLock
 
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-        if tuple(saved["content"].shape) == expected:
-            return PseudoBank(saved["content"], saved["targets"], path, built=False)
-    content, targets = _guess_embeddings(env, settings)
-    if path is not None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path.parent / "build.lock")):  # concurrent trials wait for one build, then read it
+        if path.is_file():
+            import torch
+
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if tuple(saved["content"].shape) == expected:
+                return PseudoBank(saved["content"], saved["targets"], path, built=False)
+        content, targets = _guess_embeddings(env, settings)
         _save_bank(path, {"content": content, "targets": targets, "meta": meta})
     return PseudoBank(content, targets, path, built=True)
 
@@ -462,7 +468,7 @@ class ASDFDTrainer:
 
         The student reads the framed teacher-space sequence through ``projection`` when there is
         one, so it reads every position (content and special tokens) through the same map that
-        :meth:`sync_student_embeddings` writes into its table; its own table is not used in training.
+        :meth:`prepare_student` writes into its table; its own table is not used in training.
         """
         from raykd.datafree.samples import GeneratedBatch, frame_content
 
@@ -472,14 +478,15 @@ class ASDFDTrainer:
         student_embeds = projection(teacher_embeds.float()) if projection is not None else teacher_embeds
         return GeneratedBatch(teacher_embeds, student_embeds, mask, types)
 
-    def sync_student_embeddings(self, student: nn.Module) -> None:
+    def prepare_student(self, student: nn.Module) -> None:
         """Write ``map(teacher row)`` into each row of the student's word-embedding table.
 
         ``map`` is ``projection`` (or the identity), the map through which the student reads pseudo
         samples; afterwards ``student(ids)`` reads token ``t`` as ``map(E_teacher[t])``, as in
         training, so the student runs on real text with no extra module. The table gets no
         gradient in training (pseudo samples bypass it), so overwriting it loses nothing.
-        :meth:`diagnostics` calls this every epoch, before the loop evaluates and saves the student.
+        :func:`~raykd.datafree.loop.fit_data_free` calls this every epoch, before it evaluates and
+        saves the student.
         """
         import torch
 
@@ -574,9 +581,6 @@ class ASDFDTrainer:
             of those samples the teacher puts in their target class) and ``bank_norm_ratio``
             (mean content-vector norm over the real rows' mean norm); the text shows 8 samples
             as their nearest vocabulary tokens (cosine), with target and teacher label.
-
-        Also calls :meth:`sync_student_embeddings`, so the student the loop evaluates next reads
-        real token ids as it read pseudo samples.
         """
         import torch
 
@@ -586,7 +590,6 @@ class ASDFDTrainer:
             nearest_tokens,
         )
 
-        self.sync_student_embeddings(student)
         order = self._balanced_order()[:_DIAG_LIMIT]
         z_t, z_s = [], []
         with torch.no_grad():

@@ -41,6 +41,7 @@ from raykd.datafree.samples import (
     frame_content,
     gumbel_tokens,
     nearest_tokens,
+    sample_tokens,
     student_word_vectors,
 )
 from raykd.domains import ParamSpec
@@ -170,6 +171,7 @@ class ZeroShotTrainer:
         self.generator.to(env.device)
         self.gen_optimizer = torch.optim.Adam(self.generator.parameters(), lr=settings.gen_lr, betas=(0.5, 0.999))
         self.allowed = env.content_mask()
+        self.special = (~self.allowed).nonzero().squeeze(1)
         self.real_norm = env.teacher_embeddings[self.allowed].norm(dim=-1).mean()
         self.rng = np.random.default_rng(env.seed)
 
@@ -184,11 +186,11 @@ class ZeroShotTrainer:
         """Generator vectors ``[B, N, H]`` -> (teacher vectors, student vectors, token ids or None)."""
         w_t, w_s = self.env.teacher_embeddings, student_word_vectors(student)
         if self.s.gen_space == "gumbel_vocab":
-            onehot = gumbel_tokens(vectors @ w_t.T, self.s.gumbel_tau, self.allowed)
-            ids = onehot.argmax(dim=-1)
-            if not onehot.requires_grad:  # a student step: the same rows, looked up instead of multiplied
+            if not vectors.requires_grad:  # a student step: draw the tokens and look their rows up
+                ids = sample_tokens(vectors @ w_t.T, self.special)
                 return w_t[ids], w_s[ids], ids
-            return onehot @ w_t, onehot @ w_s, ids
+            onehot = gumbel_tokens(vectors @ w_t.T, self.s.gumbel_tau, self.allowed)
+            return onehot @ w_t, onehot @ w_s, onehot.argmax(dim=-1)
         scaled = vectors * (self.real_norm / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-6))
         return scaled, (self.projection(scaled) if self.projection is not None else scaled), None
 

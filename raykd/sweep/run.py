@@ -291,7 +291,7 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
                                              n_startup_trials=startup_trials(num_samples))
     searcher = OptunaSearch(
         space=DefineByRun(space), metric=[m for m, _ in OBJECTIVES], mode=[d for _, d in OBJECTIVES],
-        sampler=sampler, study_name=sweep_dir.name,
+        sampler=sampler, study_name=sweep_dir.name, points_to_evaluate=first_points(space, num_samples),
         storage=optuna.storages.RDBStorage(f"sqlite:///{sweep_dir / 'optuna.db'}"))
     tuner = tune.Tuner(
         _trainable(context),
@@ -304,6 +304,19 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
                                              MlflowTrialCallback(tracker)]),
     )
     tuner.fit()
+
+
+def first_points(space: SweepConfig, num_samples: int) -> list[dict] | None:
+    """The first trials take each method once (the rest of their settings sampled), then TPE searches.
+
+    A sweep that compares methods (vanilla against data-free ones, say) would otherwise leave a
+    method untried in a small budget by chance. Only when there are several methods and at least
+    as many trials as methods.
+    """
+    methods = list(space.methods)
+    if len(methods) < 2 or num_samples < len(methods):
+        return None
+    return [{"method": method} for method in methods]
 
 
 def _trial_name(trial) -> str:
