@@ -19,6 +19,20 @@ def _domains(title: str, domains: dict) -> list[str]:
     return lines
 
 
+def _data_free_line(space: SweepConfig) -> list[str]:
+    """Which methods never read the task's training split (empty when none is data-free)."""
+    from raykd.registry import uses_task_train_data
+
+    data_free = [m for m in space.methods if not uses_task_train_data(m)]
+    if not data_free:
+        return []
+    if len(data_free) == len(space.methods):
+        return [f"data-free ({', '.join(data_free)}): the training split is never opened"]
+    with_data = [m for m in space.methods if m not in data_free]
+    return [f"data-free ({', '.join(data_free)}): trials never read the training split, which only "
+            f"{', '.join(with_data)} reads"]
+
+
 def describe_plan(space: SweepConfig, inputs: CheckedInputs) -> str:
     """Describe what ``raykd sweep`` would run, as text."""
     task, teacher, res = inputs.task, inputs.teacher, space.resources
@@ -29,6 +43,7 @@ def describe_plan(space: SweepConfig, inputs: CheckedInputs) -> str:
         f"task {task.name}: {'sentence pairs' if task.is_pair else 'single sentences'}; labels {labels}; "
         f"objective: maximise dev {task.primary_metric}, minimise student parameters",
         f"data ({space.data.source}): {sizes} examples; max_length {space.data.max_length}",
+        *_data_free_line(space),
         f"teacher {teacher.path}: {teacher.num_labels} outputs ({', '.join(teacher.label_names)}), "
         f"{teacher.config.get('num_hidden_layers', '?')} layers, hidden {teacher.config.get('hidden_size', '?')}",
         f"methods ({len(space.methods)}):",

@@ -108,3 +108,13 @@ def test_as_dfd_with_projection_is_accepted_and_regression_is_refused():
     assert set(check_inputs(space).frames) == {"dev"}
     with pytest.raises(RaykdInputError, match="as_dfd: stsb is a regression task"):
         _check_data_free(space, ["as_dfd"], inspect_teacher(space.teacher.path).config, get_task("stsb"))
+
+
+def test_the_plan_says_the_training_split_is_not_read():
+    from raykd.plan import describe_plan
+
+    space = parse_space(data_free_raw())
+    assert "data-free (zero_shot, random_tokens): the training split is never opened" in describe_plan(
+        space, check_inputs(space))
+    mixed = parse_space(data_free_raw(vanilla={}, zero_shot={}))
+    assert "which only vanilla reads" in describe_plan(mixed, check_inputs(mixed))

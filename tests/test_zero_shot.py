@@ -171,3 +171,23 @@ def test_student_step_tokens_follow_the_generators_softmax_and_skip_special_ids(
         assert share[4] == 0
         torch.testing.assert_close(share[:4], expected, atol=0.03, rtol=0)
     assert logits[0, 0, 4] == 5.0  # the caller's scores are not changed
+
+
+@pytest.mark.parametrize("space", ["gumbel_vocab", "embedding"])
+def test_perturb_rewrites_only_chosen_content_tokens(space):
+    env = tiny_env()
+    student = tiny_student("bilstm", width=16)
+    trainer = zero_shot.make_trainer(settings(generator="perturb", gen_space=space, projection=True, perturb_p=0.5),
+                                     env, student)
+    torch.manual_seed(0)
+    batch = trainer.generate(student, 8, train_generator=False)
+    w_t = env.teacher_embeddings
+    same = (batch.teacher_embeds == w_t[batch.ids]).all(-1) if batch.ids is not None else None
+    changed = ~(batch.teacher_embeds[..., None, :] == w_t).all(-1).any(-1)  # positions no vocabulary row explains
+    if space == "gumbel_vocab":
+        assert same.all()  # every position is a real row, rewritten ones included
+    else:
+        assert changed.any() and not changed[:, 0].any()  # [CLS] is never rewritten
+    assert batch.teacher_embeds.shape[:2] == batch.attention_mask.shape
+    trainer.s = zero_shot.ZeroShotSettings(**{**trainer.s.__dict__, "perturb_p": 1e-9})  # nothing chosen
+    assert torch.isfinite(trainer.generate(student, 4, train_generator=True).teacher_embeds).all()
