@@ -283,3 +283,23 @@ def test_import_is_light():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_plot_colours_by_method_when_the_sweep_compares_methods(records):
+    from dataclasses import replace
+
+    from matplotlib.figure import Figure
+
+    from raykd.report.plot import _draw_trials
+    from raykd.report.render import trials_frame
+
+    def labels(recs):
+        ax = Figure().add_subplot()
+        frame = trials_frame(recs)
+        _draw_trials(ax, frame[frame["status"] == "TERMINATED"])
+        return [label for label in ax.get_legend_handles_labels()[1] if label != "Pareto front"]
+
+    assert labels(records) == ["bilstm", "transformer"]  # one method: by student family
+    mixed = [replace(r, method="zero_shot") if r.trial_id in ("t01", "t03") else r for r in records]
+    assert labels(mixed) == ["vanilla / bilstm", "vanilla / transformer", "zero_shot / bilstm",
+                             "zero_shot / transformer"]

@@ -24,7 +24,8 @@ def plot_front(
     """Draw the metric against student parameters and save it as an image.
 
     x: student parameters in millions, log scale; y: the metric. Every finished trial is a
-    point coloured by student family; the front is a step line through its (ringed) points;
+    point coloured by method (by student family when the sweep has one method), its marker
+    the student family; the front is a step line through its (ringed) points;
     the teacher is a star labelled with its value. Failed and unfinished trials are not drawn;
     the subtitle counts them.
 
@@ -64,12 +65,22 @@ def plot_front(
     return out
 
 
+_MARKERS = ("o", "s", "^", "D", "v")
+
+
 def _draw_trials(ax: Any, done: pd.DataFrame) -> None:
     families = done["student"].astype(object).where(done["student"].notna(), "unknown")
-    for i, family in enumerate(sorted(set(families))):
-        group = done[families == family]
-        ax.scatter(group["student_params"].astype(float) / 1e6, group["metric"], s=30,
-                   color=f"C{i}", alpha=0.8, label=str(family), zorder=3)
+    methods = done["method"].astype(object).where(done["method"].notna(), "unknown")
+    family_names, method_names = sorted(set(families)), sorted(set(methods))
+    for method, family in sorted(set(zip(methods, families))):
+        group = done[(methods == method) & (families == family)]
+        if len(method_names) > 1:  # colour by method, marker by student family
+            colour = f"C{method_names.index(method)}"
+            label = f"{method} / {family}" if len(family_names) > 1 else str(method)
+        else:
+            colour, label = f"C{family_names.index(family)}", str(family)
+        ax.scatter(group["student_params"].astype(float) / 1e6, group["metric"], s=30, color=colour, alpha=0.8,
+                   marker=_MARKERS[family_names.index(family) % len(_MARKERS)], label=label, zorder=3)
     front = done[done["on_front"]]
     if not front.empty:
         x = front["student_params"].astype(float) / 1e6
