@@ -66,10 +66,7 @@ def fit_data_free(
     if state.extra.get("trainer"):
         trainer.load_state_dict(state.extra["trainer"])
     model = TrainableStudent(student, trainer.student_modules)
-    optimizer, scheduler = _optimiser(model, settings, steps_per_epoch * settings.epochs)
-    if state.optimizer:
-        optimizer.load_state_dict(state.optimizer)
-        scheduler.load_state_dict(state.scheduler)
+    optimizer, scheduler = _optimiser(model, settings, steps_per_epoch * settings.epochs, state)
     for epoch in range(state.epoch + 1, settings.epochs + 1):
         started = time.perf_counter()
         torch.manual_seed(settings.seed * 1000 + epoch)

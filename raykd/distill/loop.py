@@ -112,10 +112,7 @@ def fit(
     state = state or LoopState()
     steps_per_epoch = len(epoch_batches(train.lengths, settings.batch_size, epoch=0, seed=settings.seed,
                                         rank=rank, world_size=world_size))
-    optimizer, scheduler = _optimiser(model, settings, steps_per_epoch * settings.epochs)
-    if state.optimizer:
-        optimizer.load_state_dict(state.optimizer)
-        scheduler.load_state_dict(state.scheduler)
+    optimizer, scheduler = _optimiser(model, settings, steps_per_epoch * settings.epochs, state)
     for epoch in range(state.epoch + 1, settings.epochs + 1):
         started = time.perf_counter()
         train_loss, examples = _train_epoch(model, objective, train, settings, optimizer, scheduler,
@@ -171,7 +168,8 @@ def optimiser_step(model: nn.Module, loss: torch.Tensor, optimizer, scheduler, g
     scheduler.step()
 
 
-def _optimiser(model: nn.Module, settings: LoopSettings, total_steps: int):
+def _optimiser(model: nn.Module, settings: LoopSettings, total_steps: int, state: LoopState):
+    """AdamW with linear warm-up and decay over ``total_steps``, restored from ``state`` when resuming."""
     from transformers import get_linear_schedule_with_warmup
 
     decay, no_decay = [], []
@@ -183,7 +181,11 @@ def _optimiser(model: nn.Module, settings: LoopSettings, total_steps: int):
     # foreach path for students whose 30k-row embedding dominates (benchmarks/trial_overhead.py)
     optimizer = torch.optim.AdamW(groups, lr=settings.lr, fused=True)
     warmup = int(settings.warmup_ratio * total_steps)
-    return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, max(total_steps, 1))
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, max(total_steps, 1))
+    if state.optimizer:
+        optimizer.load_state_dict(state.optimizer)
+        scheduler.load_state_dict(state.scheduler)
+    return optimizer, scheduler
 
 
 def _autocast(settings: LoopSettings):
