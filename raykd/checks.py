@@ -90,6 +90,9 @@ def check_inputs(space: SweepConfig) -> CheckedInputs:
             if check is not None:
                 check(domains, teacher.config)
     with_data = [m for m in space.methods if uses_task_train_data(m)]
+    for method in with_data:
+        if (check := getattr(METHODS.load(method), "check_data", None)) is not None:
+            check(space.methods[method], space.data)
     data_free = [m for m in space.methods if m not in with_data]
     _check_data_free(space, data_free, teacher.config, task)
     frames = {}

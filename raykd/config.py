@@ -69,6 +69,10 @@ class DataConfig:
         metric: metric of your own task: accuracy, f1, matthews, pearson, spearman.
         max_length: tokens per example after tokenisation (longer examples are truncated).
         train_limit: use a seeded random sample of this many training examples (smoke runs).
+        train_size: the low-data setting (Generation-Distillation): an integer is labelled examples
+            per class, a number in (0, 1) a fraction of the training set (stratified by class);
+            sampled with ``seed`` after ``train_limit``, logged with the sweep. Every method that
+            reads task data (teacher soft targets, augmentation, generator) sees only this sample.
         dev_limit: use a seeded random sample of this many dev examples.
         ood: an out-of-domain text file (TSV / CSV / JSONL) that data-free methods label with the
             teacher instead of the task's training text (e.g. ``glue/QNLI/dev.tsv``: Wikipedia
@@ -90,6 +94,7 @@ class DataConfig:
     metric: str | None = None
     max_length: int = 128
     train_limit: int | None = None
+    train_size: int | float | None = None
     dev_limit: int | None = None
     ood: str | None = None
     ood_text_column: str = "sentence"
@@ -328,6 +333,8 @@ _STR_LISTS = {"text_columns", "labels"}
 def _check_field(cls, key: str, value: Any, where: str) -> Any:
     if value is None:
         return None
+    if key == "train_size":
+        return _train_size(value, where)
     if key == "worker_resources":
         return _resource_amounts(value, where)
     if key in _STR_LISTS:
@@ -347,6 +354,20 @@ def _check_field(cls, key: str, value: Any, where: str) -> Any:
     if isinstance(value, (list, dict)):
         raise RaykdInputError(f"{where} takes one value, got {value!r}")
     return str(value)
+
+
+def _train_size(value: Any, where: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RaykdInputError(f"{where} must be examples per class (an integer >= 1) or a fraction in (0, 1), "
+                              f"got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise RaykdInputError(f"{where} must be >= 1 example per class, got {value}")
+        return value
+    if not 0 < value < 1:
+        raise RaykdInputError(f"{where} as a fraction must lie in (0, 1), got {value}; write an integer for "
+                              "examples per class")
+    return float(value)
 
 
 def _resource_amounts(value: Any, where: str) -> dict[str, float]:

@@ -100,19 +100,28 @@ def discrepancy(kind: str, z_s: Tensor, z_t: Tensor, temperature: float = 1.0) -
 
 
 def hard_label_loss(z_s: Tensor, labels: Tensor, regression: bool) -> Tensor:
-    """Loss against gold labels.
+    """Loss against gold labels, over the rows that have one.
+
+    Transfer sets mix gold examples with augmented or generated ones that only the teacher
+    labelled; those carry label -1 (NaN for regression) and are left out of this term.
 
     Args:
         z_s: student logits ``[B, C]`` (``[B, 1]`` for regression).
-        labels: ``[B]`` class ids (long), or ``[B]`` float targets for regression.
+        labels: ``[B]`` class ids (long; -1 = none), or ``[B]`` float targets for regression (NaN = none).
         regression: use MSE of ``z_s[:, 0]`` against ``labels`` instead of cross-entropy.
 
     Returns:
-        Scalar tensor (batch mean).
+        Scalar tensor: the mean over labelled rows (0 when the batch has none).
     """
     if regression:
-        return F.mse_loss(z_s[:, 0], labels.to(z_s.dtype))
-    return F.cross_entropy(z_s, labels.long())
+        labels = labels.to(z_s.dtype)
+        known = ~torch.isnan(labels)
+        return F.mse_loss(z_s[known, 0], labels[known]) if known.any() else z_s.sum() * 0
+    labels = labels.long()
+    known = labels >= 0
+    if not known.all():
+        return F.cross_entropy(z_s[known], labels[known]) if known.any() else z_s.sum() * 0
+    return F.cross_entropy(z_s, labels)
 
 
 def kd_loss(

@@ -42,7 +42,8 @@ def describe_plan(space: SweepConfig, inputs: CheckedInputs) -> str:
         f"space {space.name}: OK",
         f"task {task.name}: {'sentence pairs' if task.is_pair else 'single sentences'}; labels {labels}; "
         f"objective: maximise dev {task.primary_metric}, minimise student parameters",
-        f"data ({space.data.source}): {sizes} examples; max_length {space.data.max_length}",
+        f"data ({space.data.source}): {sizes} examples; max_length {space.data.max_length}"
+        + (f"; low-data train_size {space.data.train_size} (seed {space.seed})" if space.data.train_size else ""),
         *_data_free_line(space),
         f"teacher {teacher.path}: {teacher.num_labels} outputs ({', '.join(teacher.label_names)}), "
         f"{teacher.config.get('num_hidden_layers', '?')} layers, hidden {teacher.config.get('hidden_size', '?')}",

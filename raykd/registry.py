@@ -61,6 +61,8 @@ class Registry:
 
 METHODS = Registry("method", {
     "vanilla": "raykd.methods.vanilla",
+    "supervised": "raykd.methods.supervised",
+    "generation": "raykd.methods.generation",
     "zero_shot": "raykd.methods.zero_shot",
     "random_tokens": "raykd.methods.random_tokens",
     "as_dfd": "raykd.methods.as_dfd",

@@ -74,6 +74,17 @@ def test_hard_label_loss():
     assert hard_label_loss(pred, gold, regression=True).item() == pytest.approx((1 + 0.25) / 2)
 
 
+def test_hard_label_loss_skips_rows_without_gold_labels():
+    """Teacher-only rows of a transfer set (label -1, NaN for regression) add nothing to the hard term."""
+    z_s, labels = _logits(0), torch.tensor([0, -1, 1, -1])
+    torch.testing.assert_close(hard_label_loss(z_s, labels, regression=False),
+                               F.cross_entropy(z_s[[0, 2]], labels[[0, 2]]))
+    none = hard_label_loss(z_s, torch.full((4,), -1), regression=False)
+    assert none.item() == 0.0 and none.requires_grad == z_s.requires_grad
+    pred, gold = torch.tensor([[1.0], [2.0], [3.0]]), torch.tensor([1.0, float("nan"), 2.0])
+    assert hard_label_loss(pred, gold, regression=True).item() == pytest.approx((0 + 1) / 2)
+
+
 def test_kd_loss_mixes_with_alpha():
     z_s, z_t, labels = _logits(0), _logits(1), torch.tensor([0, 2, 1, 1])
     soft, hard = kl_divergence(z_s, z_t, 2.0), F.cross_entropy(z_s, labels)

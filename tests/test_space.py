@@ -234,7 +234,7 @@ def test_teacher_init_asks_for_no_width_settings():
     })  # FixedTrial raises if a setting it was not given is suggested
     constants = define(trial)
     assert constants == {"method": "vanilla", "student": "transformer", "transformer/freeze_embeddings": False,
-                         "epochs": 2, "weight_decay": 0.01, "warmup_ratio": 0.06, "grad_clip": 1.0,
+                         "vanilla/augment": "none", "epochs": 2, "weight_decay": 0.01, "warmup_ratio": 0.06, "grad_clip": 1.0,
                          "steps_per_epoch": 200}
 
 
@@ -260,7 +260,9 @@ def test_single_choices_are_constants_not_parameters():
     config = nest(constants)
     assert config["method"] == "vanilla" and config["student"] == "bilstm"
     assert config["bilstm"] == {n: s.default for n, s in bilstm.PARAMS.items()}
-    assert config["vanilla"] == {n: s.default for n, s in vanilla.PARAMS.items()}
+    # the tang rates do not exist without augment: tang
+    assert config["vanilla"] == {n: s.default for n, s in vanilla.PARAMS.items() if n in vanilla.active({})}
+    assert "p_mask" not in config["vanilla"] and config["vanilla"]["augment"] == "none"
     assert {n: config[n] for n in TRAINING_PARAMS} == {n: s.default for n, s in TRAINING_PARAMS.items()}
 
 
@@ -327,3 +329,36 @@ def test_the_first_trials_take_each_method_once():
         assert "bilstm/hidden_dim" in trial.params  # the rest is still sampled
         study.tell(trial, [0.5, 1.0])
     assert chosen == ["vanilla", "random_tokens", "zero_shot"]
+
+
+def test_the_first_trials_take_each_arm_once():
+    """A method's ARMS setting (augment) splits it into arms: each is enqueued once, in order."""
+    from raykd.sweep.run import first_points
+
+    space = parse_space({"name": "m", "task": "sst2", "data": {"glue_dir": "/unused"}, "teacher": {"path": "/unused"},
+                         "methods": {"supervised": {}, "vanilla": {"augment": ["none", "tang"]},
+                                     "generation": {"augment": ["none", "tang"], "multiple": [2.0, 5.0]}},
+                         "students": {"bilstm": {}}})
+    points = first_points(space, num_samples=6)
+    assert points == [{"method": "supervised"}, {"method": "vanilla", "vanilla/augment": "none"},
+                      {"method": "vanilla", "vanilla/augment": "tang"},
+                      {"method": "generation", "generation/augment": "none"},
+                      {"method": "generation", "generation/augment": "tang"}]
+    study = make_study()
+    for point in points:
+        study.enqueue_trial(point)
+    define = DefineByRun(space)
+    seen = []
+    for _ in range(5):
+        trial = study.ask()
+        config = define(trial)
+        method = config["method"]
+        augment = trial.params.get(f"{method}/augment", config.get(f"{method}/augment"))
+        seen.append((method, augment))
+        if augment == "tang":  # the rates exist only for the tang arm
+            assert f"{method}/p_mask" in trial.params or f"{method}/p_mask" in config
+        else:
+            assert f"{method}/p_mask" not in trial.params and f"{method}/p_mask" not in config
+        study.tell(trial, [0.5, 1.0])
+    assert seen == [("supervised", None), ("vanilla", "none"), ("vanilla", "tang"),
+                    ("generation", "none"), ("generation", "tang")]

@@ -68,6 +68,23 @@ class EncodedSplit:
         np.savez(path, **arrays)
 
     @classmethod
+    def concat(cls, parts: "list[EncodedSplit]") -> "EncodedSplit":
+        """One split holding ``parts`` in order (the training split plus transfer sets, say).
+
+        Teacher logits are kept only if every part has them. Labels take the first part's dtype
+        (int -1 / float NaN mark rows without a gold label).
+        """
+        lengths = np.concatenate([p.lengths for p in parts])
+        logits = [p.teacher_logits for p in parts]
+        return cls(
+            input_ids=np.concatenate([p.input_ids for p in parts]),
+            token_type_ids=np.concatenate([p.token_type_ids for p in parts]),
+            offsets=np.concatenate([[0], np.cumsum(lengths)]),
+            labels=np.concatenate([p.labels for p in parts]).astype(parts[0].labels.dtype),
+            teacher_logits=None if any(x is None for x in logits) else np.concatenate(logits),
+        )
+
+    @classmethod
     def load(cls, path: str | Path) -> "EncodedSplit":
         """Read a file written by :meth:`save`."""
         with np.load(path) as data:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from raykd.config import DataConfig
 
-__all__ = ["load_split", "load_ood", "subsample", "task_train_data_forbidden", "task_train_file"]
+__all__ = ["load_split", "load_ood", "subsample", "low_data_sample", "task_train_data_forbidden", "task_train_file"]
 
 _FORBIDDEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("raykd_task_train_forbidden", default=None)
 
@@ -120,7 +120,41 @@ def load_split(data: "DataConfig", task: TaskSpec, split: str, seed: int = 0) ->
         frame = read_hub(data.hub, data.hub_config, hub_split, task,
                          data.text_columns or task.text_fields, data.label_column or "label")
     limit = data.train_limit if split == "train" else data.dev_limit
-    return subsample(frame, limit, seed)
+    frame = subsample(frame, limit, seed)
+    if split == "train" and data.train_size is not None:
+        frame = low_data_sample(frame, task, data.train_size, seed)
+    return frame
+
+
+def low_data_sample(frame: "pd.DataFrame", task: TaskSpec, train_size: int | float, seed: int) -> "pd.DataFrame":
+    """The low-data training set: ``train_size`` examples per class (int) or a fraction (float).
+
+    A fraction is stratified by class for classification tasks (scikit-learn's
+    ``train_test_split``), so label proportions match the full set; regression takes a plain
+    seeded sample. Rows keep their original order.
+
+    Raises:
+        RaykdInputError: examples per class on a regression task, more per class than a class
+            has, or a fraction too small to keep one example of every class.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if isinstance(train_size, int):
+        if task.is_regression:
+            raise RaykdInputError(f"data.train_size {train_size} means examples per class, but {task.name} is "
+                                  "a regression task; give a fraction such as 0.01")
+        counts = frame["label"].value_counts()
+        if train_size > counts.min():
+            raise RaykdInputError(f"data.train_size {train_size} per class, but label {counts.idxmin()!r} has only "
+                                  f"{counts.min()} training examples; lower train_size")
+        index = frame.groupby("label").sample(n=train_size, random_state=seed).index
+        return frame.loc[sorted(index)].reset_index(drop=True)
+    stratify = None if task.is_regression else frame["label"]
+    try:
+        kept, _ = train_test_split(frame, train_size=train_size, random_state=seed, stratify=stratify)
+    except ValueError as err:
+        raise RaykdInputError(f"data.train_size {train_size} of {len(frame)} examples: {err}; raise it") from None
+    return kept.sort_index().reset_index(drop=True)
 
 
 def subsample(frame: "pd.DataFrame", limit: int | None, seed: int) -> "pd.DataFrame":

@@ -10,15 +10,23 @@ The teacher labels the task's training set once (the cached soft targets); the s
 - ``kl``: ``T^2 * KL(softmax(z_t / T) || softmax(z_s / T))``, batch-mean (Hinton et al.);
 - ``mse``: mean squared error on logits (Tang et al.).
 
-Regression tasks (STS-B) use MSE on the single output for both terms. Where raykd departs from the
-papers: Tang et al. add rule-based augmentation to the transfer set (``augment: tang``, a later
-option of this method) and use word2vec embeddings; raykd's students use the teacher's WordPiece
-vocabulary (see :mod:`raykd.students.bilstm`). ``alpha`` and ``T`` are searched instead of fixed.
+Regression tasks (STS-B) use MSE on the single output for both terms.
+
+``augment: tang`` adds Tang et al.'s augmented transfer set (masking, same-part-of-speech
+replacement, n-gram sampling; :mod:`raykd.transfer.augment`) to the training split: the teacher
+labels it, it is built once per (rates, data, seed) and shared by trials
+(:mod:`raykd.transfer.store`). Augmented rows carry no gold label, so ``alpha``'s hard term sees
+only the original examples (Tang et al. instead gave augmented rows the teacher's argmax).
+
+Where raykd departs from the papers: Tang et al. use word2vec embeddings; raykd's students use the
+teacher's WordPiece vocabulary (see :mod:`raykd.students.bilstm`). ``alpha`` and ``T`` are
+searched instead of fixed.
 
 Example search-space entry::
 
     methods:
-      vanilla: {kd_loss: [kl, mse], temperature: {low: 1, high: 8, log: true}, alpha: {low: 0, high: 1}}
+      vanilla: {kd_loss: [kl, mse], temperature: {low: 1, high: 8, log: true}, alpha: {low: 0, high: 1},
+                augment: [none, tang]}
 """
 
 from __future__ import annotations
@@ -26,21 +34,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from raykd.domains import ParamSpec
+from raykd.transfer.sets import TANG_PARAMS, tang_request
 
-__all__ = ["PARAMS", "VanillaKD", "make_method", "active"]
+__all__ = ["PARAMS", "KD_PARAMS", "ARMS", "VanillaKD", "make_method", "active", "transfer_requests"]
 
-PARAMS = {
+KD_PARAMS = {
     "kd_loss": ParamSpec(str, "kl", "soft-target discrepancy: kl (Hinton) or mse on logits (Tang)", choices=("kl", "mse")),
     "temperature": ParamSpec(float, 2.0, "softmax temperature T of the kl discrepancy (> 0)", low=0, low_open=True),
     "alpha": ParamSpec(float, 0.0, "weight of the gold-label loss; 1 - alpha weighs the soft targets", low=0, high=1),
 }
+"""The soft-target objective's settings (shared with ``generation``)."""
+
+PARAMS = {**KD_PARAMS, **TANG_PARAMS}
+
+ARMS = ("augment",)
+"""Settings whose every choice a sweep tries once before Optuna's sampler takes over."""
 
 
 def active(chosen: dict) -> set[str]:
-    """Settings that exist given those chosen so far: ``temperature`` only matters for ``kl``."""
-    if chosen.get("kd_loss", PARAMS["kd_loss"].default) == "kl":
-        return set(PARAMS)
-    return set(PARAMS) - {"temperature"}
+    """Settings that exist given those chosen so far: ``temperature`` only for ``kl``, rates only for ``tang``."""
+    names = set(PARAMS)
+    if chosen.get("kd_loss", PARAMS["kd_loss"].default) != "kl":
+        names.discard("temperature")
+    if chosen.get("augment", "none") != "tang":
+        names -= {"p_mask", "p_pos", "p_ng", "n_iter"}
+    return names
+
+
+def transfer_requests(params: dict) -> list[tuple[str, dict]]:
+    """The transfer sets a trial adds to the training split: Tang augmentation when ``augment: tang``."""
+    return tang_request(params)
 
 
 @dataclass(frozen=True)

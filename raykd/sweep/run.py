@@ -137,13 +137,52 @@ def _check_local_resources(space: SweepConfig, options: SweepOptions) -> None:
 def _context(space: SweepConfig, inputs, stage, sweep_dir: Path) -> TrialContext:
     task = inputs.task
     cache = {name: str(split.path) for name, split in stage.splits.items()}
-    return TrialContext(task=task, train_cache=cache.get("train"), ood_cache=cache.get("ood"),
+    transfer = _transfer_source(space, inputs, stage, sweep_dir.parent / "cache")
+    return TrialContext(transfer=transfer, task=task, train_cache=cache.get("train"), ood_cache=cache.get("ood"),
                         shared_cache=str(sweep_dir.parent / "cache"),
                         eval_caches={s: str(stage.splits[s].path) for s in task.eval_splits},
                         teacher_path=inputs.teacher.path, teacher_config=inputs.teacher.config,
                         teacher_params=stage.teacher.params, pad_id=stage.pad_id,
                         max_length=space.data.max_length, resources=space.resources,
                         train_storage=str(sweep_dir / "train_runs"), seed=space.seed)
+
+
+def _transfer_source(space: SweepConfig, inputs, stage, cache: Path):
+    """The training split (and OOD corpus) as text files in the cache, for augmentation and generators."""
+    from raykd.teachers.cache import frame_fingerprint, teacher_fingerprint
+    from raykd.transfer.store import TransferSource
+
+    if "train" not in inputs.frames:
+        return None
+    paths = {}
+    for name in ("train", "ood"):
+        if name in inputs.frames:
+            frame = inputs.frames[name]
+            fingerprint = frame_fingerprint(frame)
+            path = cache / "texts" / f"{fingerprint[:24]}.jsonl"
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".tmp{os.getpid()}")
+                frame.to_json(tmp, orient="records", lines=True)
+                os.replace(tmp, path)
+            paths[name] = (str(path), fingerprint)
+    return TransferSource(train_text=paths["train"][0], data_fingerprint=paths["train"][1],
+                          teacher_path=inputs.teacher.path, teacher_fingerprint=teacher_fingerprint(inputs.teacher.path),
+                          max_length=space.data.max_length, cache_dir=str(cache), seed=space.seed,
+                          num_labels=inputs.task.num_labels, ood_text=paths.get("ood", (None,))[0])
+
+
+def _low_data(space: SweepConfig, inputs, options: SweepOptions) -> dict:
+    """Say and return the low-data sample (``data.train_size``): its size and labels; {} without one."""
+    size = space.data.train_size
+    if size is None or "train" not in inputs.frames:
+        return {}
+    frame = inputs.frames["train"]
+    per_label = "" if inputs.task.is_regression else "; per label " + ", ".join(
+        f"{label}: {count}" for label, count in sorted(frame["label"].value_counts().items()))
+    what = f"{size} per class" if isinstance(size, int) else f"{size:g} of the training set"
+    options.echo(f"low-data training set: {len(frame):,} examples ({what}, seed {space.seed}{per_label})")
+    return {"train_size": size, "train_examples": len(frame)}
 
 
 def _stage(space: SweepConfig, inputs, storage: Path, options: SweepOptions):
@@ -184,14 +223,15 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
     sweep_dir = _sweep_dir(storage, space.name)
     (sweep_dir / "space.yaml").write_text(space.source)
     options.echo(f"sweep folder: {sweep_dir}")
+    low_data = _low_data(space, inputs, options)
     stage = _stage(space, inputs, storage, options)
     num_samples = options.num_samples or space.budget.num_samples
     parent = tracker.start_sweep(sweep_dir.name, {"task": inputs.task.name, "teacher": stage.teacher.path,
-                                                  "num_samples": num_samples})
+                                                  "num_samples": num_samples, **low_data})
     tracker.log_artifact(parent, sweep_dir / "space.yaml")
     meta = {"name": space.name, "task": inputs.task.name, "metric_name": inputs.task.primary_metric,
             "teacher": stage.teacher.to_dict(), "baseline": stage.baseline, "num_samples": num_samples,
-            "mlflow_uri": tracking_uri, "mlflow_parent_run_id": parent}
+            "mlflow_uri": tracking_uri, "mlflow_parent_run_id": parent, **low_data}
     (sweep_dir / "sweep.json").write_text(json.dumps(meta, indent=1))
     context = _context(space, inputs, stage, sweep_dir)
     return _fit(space, options, context, sweep_dir, tracker, num_samples, restore=False)
@@ -307,16 +347,27 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
 
 
 def first_points(space: SweepConfig, num_samples: int) -> list[dict] | None:
-    """The first trials take each method once (the rest of their settings sampled), then TPE searches.
+    """The first trials take each method arm once (the rest of their settings sampled), then TPE searches.
 
-    A sweep that compares methods (vanilla against data-free ones, say) would otherwise leave a
-    method untried in a small budget by chance. Only when there are several methods and at least
-    as many trials as methods.
+    An arm is a method, or a method with one value of a setting the method lists in ``ARMS``
+    (``vanilla`` with ``augment: none`` and with ``augment: tang``). A sweep that compares arms
+    (KD against KD with augmentation, or vanilla against data-free methods) would otherwise leave
+    one untried in a small budget by chance. Only when there are several arms and at least as many
+    trials as arms.
     """
-    methods = list(space.methods)
-    if len(methods) < 2 or num_samples < len(methods):
+    from raykd.domains import Choice
+    from raykd.registry import METHODS
+
+    points = []
+    for method, domains in space.methods.items():
+        arms = [{}]
+        for name in getattr(METHODS.load(method), "ARMS", ()):
+            if isinstance(domains.get(name), Choice):
+                arms = [{**arm, f"{method}/{name}": value} for arm in arms for value in domains[name].values]
+        points += [{"method": method, **arm} for arm in arms]
+    if len(points) < 2 or num_samples < len(points):
         return None
-    return [{"method": method} for method in methods]
+    return points
 
 
 def _trial_name(trial) -> str:

@@ -29,7 +29,7 @@ from raykd.data.encoding import EncodedSplit, encode_frame
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CachedSplit", "cached_teacher_outputs", "teacher_logits", "teacher_fingerprint"]
+__all__ = ["CachedSplit", "cached_teacher_outputs", "teacher_logits", "teacher_fingerprint", "frame_fingerprint"]
 
 CACHE_VERSION = 1
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
@@ -77,7 +77,8 @@ def teacher_fingerprint(path: str) -> str:
     return _hash_folder(str(folder), stamp)
 
 
-def _frame_fingerprint(frame: "pd.DataFrame") -> str:
+def frame_fingerprint(frame: "pd.DataFrame") -> str:
+    """SHA-256 over a DataFrame's rows and column names."""
     import pandas as pd
 
     hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
@@ -85,7 +86,7 @@ def _frame_fingerprint(frame: "pd.DataFrame") -> str:
 
 
 def _split_key(teacher_fp: str, frame: "pd.DataFrame", max_length: int) -> str:
-    payload = {"v": CACHE_VERSION, "teacher": teacher_fp, "data": _frame_fingerprint(frame), "max_length": max_length}
+    payload = {"v": CACHE_VERSION, "teacher": teacher_fp, "data": frame_fingerprint(frame), "max_length": max_length}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from raykd.config import ResourcesConfig
 from raykd.data.tasks import TaskSpec
+from raykd.transfer.store import TransferSource
 
 __all__ = ["TrialContext", "PRIMARY_KEY", "OBJECTIVES"]
 
@@ -35,6 +36,8 @@ class TrialContext:
         seed: the sweep seed.
         ood_cache: ``.npz`` of the out-of-domain transfer set with the teacher's logits, or None.
         shared_cache: folder for artifacts shared by trials and sweeps (AS-DFD's pseudo-sample banks).
+        transfer: what augmented and generated transfer sets are built from (None when no method
+            reads the training split).
     """
 
     task: TaskSpec
@@ -50,3 +53,4 @@ class TrialContext:
     seed: int = 0
     ood_cache: str | None = None
     shared_cache: str | None = None
+    transfer: TransferSource | None = None

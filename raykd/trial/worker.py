@@ -85,6 +85,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
     data_free = not getattr(module, "USES_TASK_TRAIN_DATA", True)
     settings = loop_settings(trial, context, device)
     trainer = _data_free_trainer(module, trial, context, model, settings, device) if data_free else None
+    train, transfer = (None, {}) if data_free else _training_set(module, trial, context, device)
     counts = count_parameters(model)
     extra_params = sum(p.numel() for name, m in (trainer.student_modules.items() if trainer else ())
                        if name == "projection" for p in m.parameters())  # deployed with the student's inputs
@@ -92,7 +93,8 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
              "compression_ratio": context.teacher_params / (counts.total + extra_params),
              "node_id": ray.get_runtime_context().get_node_id(),  # where rank 0 runs (placement checks)
              "worker_pid": os.getpid(),
-             "start_epoch": state.epoch if state else 0}  # > 0 after a restart from a checkpoint
+             "start_epoch": state.epoch if state else 0,  # > 0 after a restart from a checkpoint
+             **transfer.get("metrics", {})}
     model = ray.train.torch.prepare_model(model) if world > 1 else model.to(device)
     primary = context.task.primary_metric
 
@@ -107,6 +109,8 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
                 save_checkpoint(tmp, model, spec, loop_state, metrics)
                 if loop_state.extra.get("samples"):
                     (Path(tmp) / "generated_samples.txt").write_text(loop_state.extra["samples"] + "\n")
+                if transfer.get("examples"):  # a few augmented / generated examples, shown in MLflow
+                    (Path(tmp) / "transfer_examples.txt").write_text(transfer["examples"])
                 checkpoint = ray.train.Checkpoint.from_directory(tmp)
             ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"epoch_{loop_state.epoch:03d}")
         if pause_s := float(os.environ.get(PAUSE_ENV, 0)):
@@ -119,10 +123,31 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
         fit_data_free(model, trainer, settings, steps_per_epoch=int(_value(trial, "steps_per_epoch")),
                       evaluate=evaluate, primary=primary, report=report, state=state)
         return
-    method = module.make_method(trial[trial["method"]], context.task)
-    train = EncodedSplit.load(context.train_cache)
+    method = module.make_method(trial.get(trial["method"], {}), context.task)
     fit(model, method.objective, train, settings, evaluate=evaluate, primary=primary, report=report,
         pad_id=context.pad_id, rank=rank, world_size=world, state=state)
+
+
+def _training_set(module, trial: dict, context: TrialContext, device: str) -> tuple[EncodedSplit, dict]:
+    """The training split plus the transfer sets the method asks for (from the shared cache, or built once).
+
+    Returns:
+        ``(split, info)``: info has ``metrics`` (``transfer_examples`` rows trained on,
+        ``transfer_built`` 1 when this trial built a set, ``transfer_build_s``) and ``examples`` text.
+    """
+    from raykd.transfer.sets import build_transfer_sets
+
+    train = EncodedSplit.load(context.train_cache)
+    requests = getattr(module, "transfer_requests", lambda params: [])(trial.get(trial["method"], {}))
+    if not requests:
+        return train, {}
+    sets = build_transfer_sets(requests, context.transfer, device=device)
+    train = EncodedSplit.concat([train, *(s.load() for s in sets)])
+    metrics = {"transfer_examples": len(train), "transfer_built": int(any(s.built for s in sets)),
+               "transfer_build_s": sum(s.meta["build_seconds"] for s in sets if s.built)}
+    for s in sets:
+        metrics[f"transfer_{s.meta['kind']}_rows"] = s.meta["rows"]
+    return train, {"metrics": metrics, "examples": "\n".join(s.examples for s in sets)}
 
 
 def _value(trial: dict, name: str):

@@ -1,0 +1,1 @@
+"""Transfer sets: what students train on besides the task's own examples."""
