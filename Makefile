@@ -37,6 +37,7 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/trial_overhead.py
 	$(BIN)/python benchmarks/token_sampling.py
+	$(BIN)/python benchmarks/transfer_cache.py
 
 clean:
 	rm -rf $(VENV) raykd_runs .pytest_cache

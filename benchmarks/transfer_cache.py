@@ -30,6 +30,10 @@ def _trial(cache_dir: str, source_kwargs: dict, request: tuple, train_cache: str
     """One trial: get the transfer set, then one epoch of KD into a BiLSTM; returns (seconds, built)."""
     import torch
 
+    from raykd._quiet import quiet_libraries
+
+    os.environ["TQDM_DISABLE"] = "1"  # the generator's progress bar; the figures are what this prints
+    quiet_libraries()
     torch.set_num_threads(1)
     from raykd.data.encoding import EncodedSplit
     from raykd.distill.loop import LoopSettings, fit

@@ -33,6 +33,8 @@ class TrialResult:
         checkpoint_dir: directory of the best epoch's student checkpoint, if any.
         error: why the trial failed, for failed trials.
         mlflow_run_id: the trial's MLflow child run.
+        transfer_examples: examples in the trial's transfer set (training split plus augmented or
+            generated sets); None for methods that add none.
     """
 
     trial_id: str
@@ -51,6 +53,7 @@ class TrialResult:
     checkpoint_dir: str | None = None
     error: str | None = None
     mlflow_run_id: str | None = None
+    transfer_examples: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable dict of every field."""

@@ -385,3 +385,29 @@ def test_bad_teacher_labels_never_import_ray(tmp_path):
     assert [line for line in proc.stderr.splitlines() if line.startswith("error: ")] == proc.stderr.splitlines()
     assert "do not match task sst2" in proc.stderr
     assert not storage.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# low-data and generation settings that cannot work
+
+
+@pytest.mark.parametrize(
+    "change, fragments",
+    [
+        ({"data.train_size": 1.5}, ("data.train_size", "fraction must lie in (0, 1)")),
+        ({"data.train_size": 100000}, ("data.train_size 100000 per class", "has only", "lower train_size")),
+        ({"methods": {"generation": {"gen_pretrain_ood": True}}}, ("gen_pretrain_ood", "set data.ood")),
+        ({"methods": {"vanilla": {"augment": "eda"}}}, ("methods.vanilla.augment", "not one of none, tang")),
+    ],
+    ids=["fraction", "per-class", "pretrain-without-ood", "unknown-augment"],
+)
+def test_impossible_low_data_settings(tmp_path, change, fragments):
+    raw = edited()
+    for dotted, value in change.items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    raw["data"].pop("train_limit", None)
+    sweep_fails(tmp_path, write_space(tmp_path, raw), fragments)

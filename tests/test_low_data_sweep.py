@@ -45,6 +45,8 @@ def test_trials_share_each_transfer_set(sweep):
     generated = json.loads(next((storage / "cache" / "transfer_sets").glob("*/meta.json")).read_text())
     assert generated["stats"]["source_examples"] == 32
     assert any(line.startswith("low-data training set: 32 examples (16 per class") for line in lines)
+    for record in outcome.records:  # the training set's size is a column of trials.csv, not a dev metric
+        assert record.transfer_examples > 32 and not any(k.startswith("transfer_") for k in record.metrics)
 
 
 def test_mlflow_shows_the_transfer_set(sweep):

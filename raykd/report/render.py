@@ -30,11 +30,12 @@ _TAIL = [
     "compression_ratio",
     "latency_ms",
     "epochs_done",
+    "transfer_examples",
     "checkpoint_dir",
     "error",
     "mlflow_run_id",
 ]
-_INT_COLUMNS = ["student_params", "student_params_non_embedding", "epochs_done"]
+_INT_COLUMNS = ["student_params", "student_params_non_embedding", "epochs_done", "transfer_examples"]
 _FLOAT_COLUMNS = ["metric", "compression_ratio", "latency_ms"]
 
 @dataclass
@@ -64,7 +65,7 @@ def trials_frame(records: list[TrialResult]) -> pd.DataFrame:
 
     Columns: ``trial_id, status, method, student, metric_name, metric``, each dev metric as
     ``dev_<name>``, ``student_params, student_params_non_embedding, compression_ratio,
-    latency_ms, epochs_done, checkpoint_dir, error, mlflow_run_id, on_front`` (bool: a
+    latency_ms, epochs_done, transfer_examples, checkpoint_dir, error, mlflow_run_id, on_front`` (bool: a
     finished trial on the Pareto front), then each setting as ``setting/<key>``.
     """
     dev_names = sorted({name for r in records for name in r.metrics})

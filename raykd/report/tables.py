@@ -18,6 +18,7 @@ __all__ = ["front_table", "markdown_front"]
 
 # Short names for the settings column of the front table; unknown keys keep their last part.
 _ABBREV = {
+    "augment": "aug",
     "temperature": "T",
     "alpha": "a",
     "beta": "b",
@@ -166,8 +167,8 @@ def _setting(key: str, value: Any) -> str:
     name = _ABBREV.get(_leaf(key), _leaf(key))
     if isinstance(value, (bool, np.bool_)):
         return name if value else f"no-{name}"
-    if isinstance(value, str):
-        return value  # categorical choices read best bare: "kl", "mse"
+    if isinstance(value, str):  # categorical choices read best bare ("kl", "mse"); "none" needs its name
+        return f"{name}={value}" if value in ("none", "tang") else value
     if isinstance(value, (int, np.integer)):
         return f"{name}={int(value)}"
     if isinstance(value, (float, np.floating)):

@@ -55,8 +55,9 @@ def record_from_result(trial_id: str, config: dict, results: list[dict], metric_
     epochs = [r for r in results if "epoch" in r and not r.get("final")]
     best_epoch = last.get("best_epoch")
     best = next((r for r in reversed(epochs) if r.get("epoch") == best_epoch), epochs[-1] if epochs else {})
-    metrics = {k: float(v) for k, v in best.items()
-               if k not in _TUNE_KEYS and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    metrics = {k: float(v) for k, v in best.items()  # transfer_* describe the training set, not dev
+               if k not in _TUNE_KEYS and not k.startswith("transfer_") and isinstance(v, (int, float))
+               and not isinstance(v, bool)}
     status = "ERROR" if error else "TERMINATED" if last.get("final") else "RUNNING" if results else "PENDING"
     latency = next((r["latency_ms"] for r in reversed(results) if r.get("latency_ms") is not None), None)
     return TrialResult(
@@ -66,7 +67,7 @@ def record_from_result(trial_id: str, config: dict, results: list[dict], metric_
         student_params_non_embedding=last.get("student_params_non_embedding"),
         compression_ratio=last.get("compression_ratio"), latency_ms=latency,
         epochs_done=int(max((r.get("epoch", 0) for r in epochs), default=0)),
-        checkpoint_dir=last.get("checkpoint_dir"), error=error,
+        checkpoint_dir=last.get("checkpoint_dir"), error=error, transfer_examples=last.get("transfer_examples"),
     )
 
 
