@@ -118,3 +118,39 @@ def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.5, proces
             pytest.fail(f"the process exited with {process.returncode} while waiting for {what}{tail()}")
         time.sleep(poll_s)
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}{tail()}")
+
+
+@pytest.fixture(scope="session")
+def method_sweep(tmp_path_factory):
+    """One real 4-trial sweep shared by the data-free and low-data Ray tests (one Ray start, two waves).
+
+    SST-2 with 16 training sentences per class, 200 dev sentences, 300 QNLI sentences as the
+    out-of-domain corpus: zero_shot and as_dfd (data-free) run first, then the two arms of
+    generation (augment none and tang), which ask for the same generated set at the same time.
+
+    Returns:
+        ``(storage, outcome, lines)``: the storage folder, the :class:`SweepOutcome`, printed lines.
+    """
+    import ray
+
+    from raykd.config import parse_space
+    from raykd.sweep.run import SweepOptions, run_sweep
+
+    raw = tiny_space_raw({"name": "methods-ray", "data.ood": str(GLUE / "QNLI" / "dev.tsv"), "data.ood_limit": 300,
+                          "data.dev_limit": 200, "data.train_size": 16, "training.epochs": 1,
+                          "training.steps_per_epoch": 8, "training.batch_size": 16, "budget.num_samples": 4})
+    raw["data"].pop("train_limit")
+    raw["methods"] = {
+        "zero_shot": {"generator": "noise", "gen_space": "gumbel_vocab", "gen_length": 8, "student_steps": 4},
+        "as_dfd": {"bank_per_class": 8, "bank_steps": 5, "gen_length": 8, "adv_steps": 2, "projection": True},
+        "generation": {"gen_layers": 1, "gen_dim": 32, "gen_heads": 2, "gen_epochs": 2, "multiple": 2.0,
+                       "augment": ["none", "tang"], "n_iter": 2},
+    }
+    raw["students"] = {"bilstm": {"embedding_dim": 24, "hidden_dim": 32, "mlp_dim": 32}}
+    storage = tmp_path_factory.mktemp("runs")
+    lines = []
+    try:
+        outcome = run_sweep(parse_space(raw), SweepOptions(storage=str(storage), num_cpus=2, echo=lines.append))
+    finally:
+        ray.shutdown()
+    return storage, outcome, lines

@@ -1,40 +1,26 @@
-"""Ray tier: a real data-free sweep (zero_shot and as_dfd) on a local Ray instance, tracked in MLflow.
+"""Ray tier: data-free trials (zero_shot and as_dfd) in a real sweep on a local Ray instance, tracked in MLflow.
 
 SST-2 dev with the real minilm-sst2 teacher, 300 QNLI sentences as the out-of-domain corpus, and
-a few student steps per trial: this checks the wiring (never the task's training file, one shared
-AS-DFD bank, diagnostics and generated samples in MLflow), not accuracy.
+a few student steps per trial: this checks the wiring (the trials never read the task's training
+data, one shared AS-DFD bank, diagnostics and generated samples in MLflow), not accuracy. The
+sweep (tests/conftest.py ``method_sweep``) also runs the low-data tests' generation trials.
 """
 
 import pytest
 
-from conftest import GLUE, tiny_space_raw
-from raykd.config import parse_space
 
 pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
-    import ray
-
-    from raykd.sweep.run import SweepOptions, run_sweep
-
-    raw = tiny_space_raw({"name": "datafree-ray", "data.ood": str(GLUE / "QNLI" / "dev.tsv"), "data.ood_limit": 300,
-                          "data.dev_limit": 200, "training.epochs": 1, "training.steps_per_epoch": 8,
-                          "training.batch_size": 16})
-    raw["data"].pop("train_limit")
-    raw["methods"] = {
-        "zero_shot": {"generator": "noise", "gen_space": "gumbel_vocab", "gen_length": 8, "student_steps": 4},
-        "as_dfd": {"bank_per_class": 8, "bank_steps": 5, "gen_length": 8, "adv_steps": 2, "projection": True},
-    }
-    raw["students"] = {"bilstm": {"embedding_dim": 24, "hidden_dim": 32, "mlp_dim": 32}}
-    storage = tmp_path_factory.mktemp("runs")
-    lines = []
-    try:
-        outcome = run_sweep(parse_space(raw), SweepOptions(storage=str(storage), num_cpus=2, echo=lines.append))
-    finally:
-        ray.shutdown()
+def sweep(method_sweep):
+    """The data-free half of the shared 4-trial sweep (conftest.method_sweep); generation runs beside them."""
+    storage, outcome, _ = method_sweep
+    outcome = type(outcome)(outcome.sweep_dir, [r for r in outcome.records if r.method in DATA_FREE], outcome.report)
     return storage, outcome
+
+
+DATA_FREE = ("zero_shot", "as_dfd")
 
 
 def test_each_data_free_method_runs_as_a_trial(sweep):
@@ -60,8 +46,9 @@ def test_mlflow_shows_no_task_data_and_the_diagnostics(sweep):
 
     storage, outcome = sweep
     client = MlflowClient(f"sqlite:///{storage}/mlflow.db")
-    experiment = client.get_experiment_by_name("raykd-datafree-ray")
-    children = [r for r in client.search_runs([experiment.experiment_id]) if "raykd.trial_id" in r.data.tags]
+    experiment = client.get_experiment_by_name("raykd-methods-ray")
+    children = [r for r in client.search_runs([experiment.experiment_id]) if "raykd.trial_id" in r.data.tags
+                and r.data.params["method"] in DATA_FREE]
     assert len(children) == 2
     for child in children:
         assert child.info.status == "FINISHED"
