@@ -16,6 +16,7 @@ Run: ``python benchmarks/transfer_cache.py [--trials 4] [--concurrent 2] [--trai
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -32,7 +33,6 @@ def _trial(cache_dir: str, source_kwargs: dict, request: tuple, train_cache: str
 
     from raykd._quiet import quiet_libraries
 
-    os.environ["TQDM_DISABLE"] = "1"  # the generator's progress bar; the figures are what this prints
     quiet_libraries()
     torch.set_num_threads(1)
     from raykd.data.encoding import EncodedSplit
@@ -44,7 +44,8 @@ def _trial(cache_dir: str, source_kwargs: dict, request: tuple, train_cache: str
 
     started = time.perf_counter()
     source = TransferSource(**{**source_kwargs, "cache_dir": cache_dir})
-    sets = build_transfer_sets([request], source)
+    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):  # the generator's progress bar
+        sets = build_transfer_sets([request], source)
     train = EncodedSplit.concat([EncodedSplit.load(train_cache), sets[0].load()])
     ctx = StudentContext(num_labels=2, is_pair=False, vocab_size=30522, pad_token_id=0, max_length=64,
                          teacher_path=source.teacher_path, teacher_config={})
