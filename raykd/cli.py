@@ -62,6 +62,7 @@ def main() -> None:
 
     \b
     Typical use:
+      raykd spaces                                          # the bundled search spaces
       raykd validate --space search_spaces/sst2_demo.yaml   # check, print the plan
       raykd sweep --space search_spaces/sst2_demo.yaml      # run it
       raykd report raykd_runs/sst2-demo-<time>              # re-render a sweep's report
@@ -71,14 +72,15 @@ def main() -> None:
 
 
 _space_option = click.option("--space", "space_path", required=True, metavar="FILE",
-                             help="Search-space YAML (see search_spaces/).")
+                             help="Search-space YAML, or a bundled space's name (see raykd spaces).")
 _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                            help="Override a setting of the space by dotted key, e.g. --set budget.num_samples=4 "
                                 "(repeatable; values are YAML).")
 
 
 @main.command()
-@click.option("--space", "space_path", metavar="FILE", help="Search-space YAML (see search_spaces/).")
+@click.option("--space", "space_path", metavar="FILE",
+              help="Search-space YAML, or a bundled space's name (see raykd spaces).")
 @_set_option
 @click.option("--resume", "resume_dir", metavar="DIR",
               help="Continue an interrupted sweep folder: finished trials are kept, unfinished ones restart "
@@ -121,6 +123,23 @@ def sweep(space_path, overrides, resume_dir, num_samples, max_concurrent, storag
     from raykd.config import load_space
 
     run_sweep(load_space(space_path, _parse_overrides(overrides)), options)
+
+
+@main.command()
+@_user_errors
+def spaces() -> None:
+    """List the search spaces that ship with raykd (pass a name to --space, adapt it with --set)."""
+    from raykd.spaces import bundled_dir, bundled_spaces
+
+    found = bundled_spaces()
+    if not found:
+        click.echo(f"no bundled spaces in {bundled_dir()} (they ship with a source checkout of raykd)")
+        return
+    for space in found:
+        click.echo(f"{space.name:16s} task {space.task}; methods {', '.join(space.methods)}")
+        click.echo(f"{'':16s} {space.summary}")
+    click.echo(f"files in {bundled_dir()}; run one with: raykd sweep --space {found[0].name} "
+               "[--set data.glue_dir=DIR --set budget.num_samples=N]")
 
 
 @main.command()

@@ -223,12 +223,15 @@ def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> 
     """Read and parse a search-space file.
 
     Args:
-        path: the YAML file.
+        path: the YAML file, or the name of a bundled space (``sst2_demo``; see :mod:`raykd.spaces`).
         overrides: dotted key -> value, applied before parsing (``{"budget.num_samples": 2}``).
 
     Raises:
         RaykdInputError: anything wrong with the file's text or values.
     """
+    from raykd.spaces import resolve_space
+
+    path = resolve_space(path)
     raw, text = read_yaml(path)
     for dotted, value in (overrides or {}).items():
         if not all(dotted.split(".")):

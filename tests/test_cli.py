@@ -213,3 +213,28 @@ def test_python_dash_m_raykd_help():
     assert proc.returncode == 0, proc.stderr
     assert "Usage:" in proc.stdout and "sweep" in proc.stdout
     assert proc.stderr == ""
+
+
+# --------------------------------------------------------------------------------------------
+# bundled spaces
+
+
+def test_spaces_lists_every_bundled_space():
+    result = invoke("spaces")
+    assert result.exit_code == 0, result.output
+    names = sorted(p.stem for p in (REPO / "search_spaces").glob("*.yaml"))
+    assert names and all(f"{name} " in result.output for name in names)
+    assert "sst2_low_data    task sst2; methods supervised, vanilla, generation" in result.output
+
+
+def test_a_bundled_space_runs_by_name_from_anywhere_with_set(tmp_path, monkeypatch):
+    """From another folder the bundled space's relative paths miss; --set points them at the data."""
+    monkeypatch.chdir(tmp_path)
+    missing = invoke("validate", "--space", "sst2_demo")
+    assert missing.exit_code == 2 and "teacher.path ../shared/models/minilm-sst2 does not exist" in missing.stderr
+    result = invoke("validate", "--space", "sst2_demo.yaml", "--set", f"data.glue_dir={SHARED / 'data' / 'glue'}",
+                    "--set", f"teacher.path={SHARED / 'models' / 'minilm-sst2'}", "--set", "budget.num_samples=3")
+    assert result.exit_code == 0, result.stderr
+    assert "space sst2-demo: OK" in result.output and "trial plan: 3 trials" in result.output
+    unknown = invoke("validate", "--space", "sst2_dmo")
+    assert unknown.exit_code == 2 and "bundled space (sst2_data_free, sst2_demo, sst2_low_data" in unknown.stderr
