@@ -308,6 +308,18 @@ def test_same_seed_same_trials():
     assert run() == run()
 
 
+def _enqueued(space, points):
+    """Ask one Optuna trial per enqueued point; yield ``(trial, constants)`` and tell each a result."""
+    study = make_study()
+    for point in points:
+        study.enqueue_trial(point)
+    define = DefineByRun(space)
+    for _ in points:
+        trial = study.ask()
+        yield trial, define(trial)
+        study.tell(trial, [0.5, 1.0])
+
+
 def test_the_first_trials_take_each_method_once():
     """``first_points`` enqueued in Optuna fix ``method`` and leave the other settings to the sampler."""
     from raykd.sweep.run import first_points
@@ -318,16 +330,10 @@ def test_the_first_trials_take_each_method_once():
     points = first_points(space, num_samples=5)
     assert points == [{"method": "vanilla"}, {"method": "random_tokens"}, {"method": "zero_shot"}]
     assert first_points(space, num_samples=2) is None  # fewer trials than methods: leave it to the sampler
-    study = make_study()
-    for point in points:
-        study.enqueue_trial(point)
-    define = DefineByRun(space)
     chosen = []
-    for _ in range(3):
-        trial = study.ask()
-        chosen.append(define(trial)["method"])
+    for trial, config in _enqueued(space, points):
+        chosen.append(config["method"])
         assert "bilstm/hidden_dim" in trial.params  # the rest is still sampled
-        study.tell(trial, [0.5, 1.0])
     assert chosen == ["vanilla", "random_tokens", "zero_shot"]
 
 
@@ -344,14 +350,8 @@ def test_the_first_trials_take_each_arm_once():
                       {"method": "vanilla", "vanilla/augment": "tang"},
                       {"method": "generation", "generation/augment": "none"},
                       {"method": "generation", "generation/augment": "tang"}]
-    study = make_study()
-    for point in points:
-        study.enqueue_trial(point)
-    define = DefineByRun(space)
     seen = []
-    for _ in range(5):
-        trial = study.ask()
-        config = define(trial)
+    for trial, config in _enqueued(space, points):
         method = config["method"]
         augment = trial.params.get(f"{method}/augment", config.get(f"{method}/augment"))
         seen.append((method, augment))
@@ -359,6 +359,5 @@ def test_the_first_trials_take_each_arm_once():
             assert f"{method}/p_mask" in trial.params or f"{method}/p_mask" in config
         else:
             assert f"{method}/p_mask" not in trial.params and f"{method}/p_mask" not in config
-        study.tell(trial, [0.5, 1.0])
     assert seen == [("supervised", None), ("vanilla", "none"), ("vanilla", "tang"),
                     ("generation", "none"), ("generation", "tang")]

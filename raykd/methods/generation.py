@@ -32,6 +32,7 @@ Example search-space entry::
 from __future__ import annotations
 
 from raykd.domains import ParamSpec
+from raykd.methods import vanilla
 from raykd.methods.vanilla import KD_PARAMS, VanillaKD
 from raykd.transfer.sets import TANG_PARAMS, tang_request
 
@@ -69,16 +70,13 @@ _GEN_BATCH = 32
 
 
 def active(chosen: dict) -> set[str]:
-    """Settings that exist given those chosen so far (the scratch size only for ``scratch``, and so on)."""
-    names = set(PARAMS)
-    if chosen.get("kd_loss", "kl") != "kl":
-        names.discard("temperature")
+    """Settings that exist given those chosen so far: vanilla's rules, the scratch size only for
+    ``scratch``, ``prefix_tokens`` only for the ``prefix`` prompt."""
+    names = vanilla.active(chosen, set(PARAMS))
     if chosen.get("generator", "scratch") != "scratch":
         names -= _SCRATCH_ONLY
     if chosen.get("prompt", "first_token") != "prefix":
         names.discard("prefix_tokens")
-    if chosen.get("augment", "none") != "tang":
-        names -= {"p_mask", "p_pos", "p_ng", "n_iter"}
     return names
 
 
@@ -147,6 +145,5 @@ def transfer_requests(params: dict) -> list[tuple[str, dict]]:
 
 
 def make_method(params: dict, task) -> VanillaKD:
-    """The soft-target objective of a trial's resolved ``generation`` settings."""
-    return VanillaKD(kd_loss=params["kd_loss"], temperature=float(params.get("temperature", 1.0)),
-                     alpha=float(params["alpha"]), regression=task.is_regression, name="generation")
+    """The soft-target objective of a trial's resolved ``generation`` settings (vanilla's)."""
+    return vanilla.make_method(params, task, name="generation")

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from raykd.domains import ParamSpec
-from raykd.transfer.sets import TANG_PARAMS, tang_request
+from raykd.transfer.sets import TANG_PARAMS, TANG_RATES, tang_request
 
 __all__ = ["PARAMS", "KD_PARAMS", "ARMS", "VanillaKD", "make_method", "active", "transfer_requests"]
 
@@ -51,13 +51,18 @@ ARMS = ("augment",)
 """Settings whose every choice a sweep tries once before Optuna's sampler takes over."""
 
 
-def active(chosen: dict) -> set[str]:
-    """Settings that exist given those chosen so far: ``temperature`` only for ``kl``, rates only for ``tang``."""
-    names = set(PARAMS)
-    if chosen.get("kd_loss", PARAMS["kd_loss"].default) != "kl":
+def active(chosen: dict, names: set[str] | None = None) -> set[str]:
+    """Settings that exist given those chosen so far: ``temperature`` only for ``kl``, rates only for ``tang``.
+
+    Args:
+        chosen: the settings sampled so far.
+        names: the method's settings (default: this module's); ``generation`` passes its own.
+    """
+    names = set(PARAMS if names is None else names)
+    if chosen.get("kd_loss", KD_PARAMS["kd_loss"].default) != "kl":
         names.discard("temperature")
     if chosen.get("augment", "none") != "tang":
-        names -= {"p_mask", "p_pos", "p_ng", "n_iter"}
+        names -= set(TANG_RATES)
     return names
 
 
@@ -93,7 +98,7 @@ class VanillaKD:
                        temperature=self.temperature, alpha=self.alpha, regression=self.regression)
 
 
-def make_method(params: dict, task) -> VanillaKD:
-    """Build the objective from a trial's resolved ``vanilla`` settings and the task."""
+def make_method(params: dict, task, name: str = "vanilla") -> VanillaKD:
+    """Build the objective from a trial's resolved settings and the task (``name``: the method it serves)."""
     return VanillaKD(kd_loss=params["kd_loss"], temperature=float(params.get("temperature", 1.0)),
-                     alpha=float(params["alpha"]), regression=task.is_regression)
+                     alpha=float(params["alpha"]), regression=task.is_regression, name=name)

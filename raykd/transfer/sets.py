@@ -16,7 +16,7 @@ from raykd.transfer.store import TransferSet, TransferSource, ensure_transfer_se
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TANG_PARAMS", "tang_request", "build_transfer_sets"]
+__all__ = ["TANG_PARAMS", "TANG_RATES", "tang_request", "build_transfer_sets"]
 
 TANG_PARAMS = {
     "augment": ParamSpec(str, "none", "transfer-set augmentation of the training split: none or tang (Tang et al. "
@@ -29,14 +29,15 @@ TANG_PARAMS = {
 }
 """Settings of ``augment: tang``, shared by every method that offers it."""
 
-_TANG_KEYS = ("p_mask", "p_pos", "p_ng", "n_iter")
+TANG_RATES = ("p_mask", "p_pos", "p_ng", "n_iter")
+"""The settings that exist only with ``augment: tang``."""
 
 
 def tang_request(params: dict) -> list[tuple[str, dict]]:
     """``[("tang", rates)]`` when a trial's settings ask for Tang augmentation, else ``[]``."""
     if params.get("augment", "none") != "tang":
         return []
-    return [("tang", {k: params.get(k, TANG_PARAMS[k].default) for k in _TANG_KEYS})]
+    return [("tang", {k: params.get(k, TANG_PARAMS[k].default) for k in TANG_RATES})]
 
 
 def build_transfer_sets(requests: list[tuple[str, dict]], source: TransferSource, *,
