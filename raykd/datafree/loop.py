@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from raykd.distill.loop import LoopSettings, LoopState, _autocast, _optimiser, optimiser_step
+from raykd.distill.loop import LoopSettings, LoopState, autocast, build_optimiser, optimiser_step
 
 __all__ = ["fit_data_free", "TrainableStudent"]
 
@@ -66,7 +66,7 @@ def fit_data_free(
     if state.extra.get("trainer"):
         trainer.load_state_dict(state.extra["trainer"])
     model = TrainableStudent(student, trainer.student_modules)
-    optimizer, scheduler = _optimiser(model, settings, steps_per_epoch * settings.epochs, state)
+    optimizer, scheduler = build_optimiser(model, settings, steps_per_epoch * settings.epochs, state)
     for epoch in range(state.epoch + 1, settings.epochs + 1):
         started = time.perf_counter()
         torch.manual_seed(settings.seed * 1000 + epoch)
@@ -77,7 +77,7 @@ def fit_data_free(
             for name, value in trainer.generator_steps(student, step).items():
                 sums[name] += value
                 counts[name] += 1
-            with _autocast(settings):
+            with autocast(settings):
                 loss, parts = trainer.student_loss(student, step)
             optimiser_step(model, loss, optimizer, scheduler, settings.grad_clip, epoch=epoch, step=step)
             for name, value in {"train_loss": loss.item(), **parts}.items():

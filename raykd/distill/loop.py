@@ -20,7 +20,7 @@ from raykd.data.encoding import EncodedSplit
 from raykd.distill.batching import epoch_batches, to_tensors
 from raykd.errors import NonFiniteLossError
 
-__all__ = ["LoopSettings", "LoopState", "Objective", "fit", "optimiser_step"]
+__all__ = ["LoopSettings", "LoopState", "Objective", "autocast", "build_optimiser", "fit", "optimiser_step"]
 
 Objective = Callable[[torch.Tensor, dict], "tuple[torch.Tensor, dict[str, float]]"]
 """``objective(student_logits [B, C], batch) -> (scalar loss, {name: float})``."""
@@ -112,7 +112,7 @@ def fit(
     state = state or LoopState()
     steps_per_epoch = len(epoch_batches(train.lengths, settings.batch_size, epoch=0, seed=settings.seed,
                                         rank=rank, world_size=world_size))
-    optimizer, scheduler = _optimiser(model, settings, steps_per_epoch * settings.epochs, state)
+    optimizer, scheduler = build_optimiser(model, settings, steps_per_epoch * settings.epochs, state)
     for epoch in range(state.epoch + 1, settings.epochs + 1):
         started = time.perf_counter()
         train_loss, examples = _train_epoch(model, objective, train, settings, optimizer, scheduler,
@@ -139,7 +139,7 @@ def _train_epoch(model, objective, train, settings, optimizer, scheduler, *, epo
                             rank=rank, world_size=world_size)
     for step, index in enumerate(batches):
         batch = to_tensors(train, index, pad_id, settings.device)
-        with _autocast(settings):
+        with autocast(settings):
             logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
         loss, _ = objective(logits.float(), batch)
         optimiser_step(model, loss, optimizer, scheduler, settings.grad_clip, epoch=epoch, step=step)
@@ -168,8 +168,16 @@ def optimiser_step(model: nn.Module, loss: torch.Tensor, optimizer, scheduler, g
     scheduler.step()
 
 
-def _optimiser(model: nn.Module, settings: LoopSettings, total_steps: int, state: LoopState):
-    """AdamW with linear warm-up and decay over ``total_steps``, restored from ``state`` when resuming."""
+def build_optimiser(model: nn.Module, settings: LoopSettings, total_steps: int, state: LoopState):
+    """AdamW over ``model``'s trainable parameters with a linear warm-up and decay schedule.
+
+    Matrices take ``settings.weight_decay``; biases and norm weights take none. The learning rate
+    rises from 0 to ``settings.lr`` over ``warmup_ratio * total_steps`` steps, then falls linearly
+    to 0 at ``total_steps``. Both are restored from ``state`` when it holds their state dicts.
+
+    Returns:
+        ``(optimizer, scheduler)``; call ``scheduler.step()`` after every ``optimizer.step()``.
+    """
     from transformers import get_linear_schedule_with_warmup
 
     decay, no_decay = [], []
@@ -188,7 +196,8 @@ def _optimiser(model: nn.Module, settings: LoopSettings, total_steps: int, state
     return optimizer, scheduler
 
 
-def _autocast(settings: LoopSettings):
+def autocast(settings: LoopSettings):
+    """Mixed-precision context for the forward pass: ``settings.amp`` on CUDA, else a no-op."""
     import contextlib
 
     if settings.amp and settings.device.startswith("cuda"):

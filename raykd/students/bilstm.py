@@ -12,7 +12,10 @@ Where raykd departs from the paper:
 - vocabulary: the teacher's WordPiece ids instead of a word vocabulary, so no tokenizer of its own;
 - embeddings: initialised from the teacher's word-embedding matrix reduced to ``embedding_dim`` by
   PCA (``embedding_init: teacher``) or at random, instead of 300-d word2vec;
-- pooling: max (or mean) over the real tokens' states by default, instead of the last states.
+- pooling: max (or mean) over the real tokens' states by default, instead of the last states;
+  ``attention`` is self-attentive pooling (a learned ``Linear(2*hidden -> 1)`` scores each real
+  token's state, a softmax over the real tokens weighs them), the pooling of MKD's multi-task
+  BiLSTM student (Liu et al. 2019, arXiv 1911.03588; :mod:`raykd.students.multitask`).
 Padding never changes the result: sequences are packed (``pack_padded_sequence``) and pooling is
 masked.
 """
@@ -39,7 +42,10 @@ PARAMS: dict[str, ParamSpec] = {
         float, 0.1, "dropout on embeddings, between LSTM layers and in the head",
         low=0.0, high=1.0, high_open=True,
     ),
-    "pooling": ParamSpec(str, "max", "pool token states by max or mean over real tokens", choices=("max", "mean")),
+    "pooling": ParamSpec(
+        str, "max", "pool token states over real tokens by max, mean or learned attention weights",
+        choices=("max", "mean", "attention"),
+    ),
     "embedding_init": ParamSpec(
         str, "teacher", "random embeddings, or the teacher's word embeddings reduced by PCA",
         choices=("random", "teacher"),
@@ -73,6 +79,8 @@ class BiLSTMStudent(nn.Module):
             embedding_dim, hidden_dim, num_layers=num_layers, batch_first=True,
             bidirectional=True, dropout=dropout if num_layers > 1 else 0.0,
         )
+        if pooling == "attention":  # only then: other students keep their parameters and checkpoints
+            self.attention = nn.Linear(2 * hidden_dim, 1)
         features = 2 * hidden_dim * (4 if is_pair else 1)
         self.head = nn.Sequential(
             nn.Linear(features, mlp_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(mlp_dim, num_labels)
@@ -126,6 +134,9 @@ class BiLSTMStudent(nn.Module):
         valid = (torch.arange(x.shape[1], device=x.device) < lengths[:, None]).unsqueeze(-1)
         if self.pooling == "max":
             return states.masked_fill(~valid, float("-inf")).amax(dim=1)
+        if self.pooling == "attention":
+            scores = self.attention(states).masked_fill(~valid, float("-inf"))  # [B, T, 1]
+            return (scores.softmax(dim=1) * states).sum(dim=1)
         return (states * valid).sum(dim=1) / valid.sum(dim=1)
 
     @property
