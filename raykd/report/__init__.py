@@ -9,6 +9,14 @@ from raykd.report.pareto import hypervolume, pareto_mask
 from raykd.report.plot import plot_front
 from raykd.report.render import Report, pareto_frame, trials_frame, write_report
 from raykd.report.tables import front_table, markdown_front
+from raykd.report.tasks import (
+    TaskFronts,
+    TaskInfo,
+    markdown_task_fronts,
+    plot_task_fronts,
+    task_fronts_table,
+    write_task_fronts,
+)
 
 __all__ = [
     "pareto_mask",
@@ -20,4 +28,10 @@ __all__ = [
     "front_table",
     "markdown_front",
     "plot_front",
+    "TaskInfo",
+    "TaskFronts",
+    "write_task_fronts",
+    "task_fronts_table",
+    "markdown_task_fronts",
+    "plot_task_fronts",
 ]
