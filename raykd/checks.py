@@ -8,8 +8,8 @@ example a student initialised from more teacher layers than the teacher has).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable
 
 from raykd.config import SweepConfig
 from raykd.data.sources import load_ood, load_split, task_train_data_forbidden
@@ -21,7 +21,11 @@ from raykd.teachers.load import TeacherInfo, check_teacher_labels, inspect_teach
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CheckedInputs", "check_inputs", "resolve_task"]
+__all__ = ["CheckedInputs", "check_inputs", "resolve_task", "TaskInputs", "task_space", "check_multi_task_inputs",
+           "GLUE_HUB_DATASET"]
+
+GLUE_HUB_DATASET = "nyu-mll/glue"
+"""Where a GLUE task's data comes from when a space names no source: the hub's GLUE dataset."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,20 @@ def resolve_task(space: SweepConfig, teacher: TeacherInfo) -> TaskSpec:
     return custom_task(space.task, data.text_columns, labels, metric)
 
 
+def _with_default_source(space: SweepConfig) -> SweepConfig:
+    """A GLUE task with no data source reads the hub's GLUE dataset (config = the task's name)."""
+    from dataclasses import replace
+
+    data = space.data
+    if data.glue_dir or data.train or normalise_task_name(space.task) not in GLUE_TASKS:
+        return space
+    if data.hub is None:
+        data = replace(data, hub=GLUE_HUB_DATASET)
+    if data.hub == GLUE_HUB_DATASET and data.hub_config is None:
+        data = replace(data, hub_config=normalise_task_name(space.task))
+    return replace(space, data=data)
+
+
 def _check_data_source(space: SweepConfig) -> None:
     data = space.data
     given = [name for name, value in (("glue_dir", data.glue_dir), ("train", data.train), ("hub", data.hub)) if value]
@@ -80,10 +98,19 @@ def check_inputs(space: SweepConfig) -> CheckedInputs:
     Raises:
         RaykdInputError: the first problem found, with how to fix it.
     """
+    if space.multi_task:
+        raise RaykdInputError(f"{space.name} is a multi-task space (tasks: {', '.join(space.tasks)}); "
+                              "check it with check_multi_task_inputs")
+    if "multitask" in space.methods:
+        raise RaykdInputError("methods.multitask distils several tasks at once: list them with tasks: [sst2, cola, ...] "
+                              "instead of task, or drop multitask")
+    space = _with_default_source(space)
     _check_data_source(space)
+    space = replace(space, teacher=space.teacher.for_task(space.task))
     teacher = inspect_teacher(space.teacher.path)
     task = resolve_task(space, teacher)
-    check_teacher_labels(teacher, task)
+    if not space.teacher.fine_tune:  # a base encoder to fine-tune gets its head from the task
+        check_teacher_labels(teacher, task)
     for registry, components in ((STUDENTS, space.students), (METHODS, space.methods)):
         for name, domains in components.items():
             check = getattr(registry.load(name), "check_space", None)
@@ -104,7 +131,7 @@ def check_inputs(space: SweepConfig) -> CheckedInputs:
         with task_train_data_forbidden(f"every method of this sweep ({', '.join(data_free)}) is data-free"):
             for split in task.eval_splits:
                 frames[split] = load_split(space.data, task, split, space.seed)
-    if data_free and any(getattr(METHODS.load(m), "NEEDS_OOD", False) for m in data_free) or space.data.ood:
+    if data_free and any(_needs_ood(m, space.methods[m]) for m in data_free) or space.data.ood:
         frames["ood"] = load_ood(space.data, task, space.seed)
     return CheckedInputs(task=task, teacher=teacher, frames=frames)
 
@@ -133,7 +160,7 @@ def _check_data_free(space: SweepConfig, methods: list[str], teacher_config: dic
                 raise RaykdInputError(f"methods.{method}.gen_length {longest} plus [CLS]/[SEP] makes {tokens} tokens, "
                                       f"more than data.max_length {space.data.max_length}; lower gen_length or raise "
                                       "max_length")
-        if getattr(module, "NEEDS_OOD", False) and not space.data.ood:
+        if _needs_ood(method, space.methods[method]) and not space.data.ood:
             raise RaykdInputError(f"methods.{method} needs an out-of-domain corpus: set data.ood (for example "
                                   "../shared/data/glue/QNLI/dev.tsv) and data.ood_text_column")
         if space.resources.num_workers > 1:
@@ -155,3 +182,91 @@ def _check_data_free(space: SweepConfig, methods: list[str], teacher_config: dic
 
 
 _COMPATIBILITY_KEYS = {"gen_space", "projection", "embedding_dim", "init", "hidden_size"}
+
+
+def _needs_ood(method: str, domains: dict) -> bool:
+    """Whether a data-free method's settings read an out-of-domain corpus (``needs_ood(domains)``, else ``NEEDS_OOD``)."""
+    module = METHODS.load(method)
+    if (needs := getattr(module, "needs_ood", None)) is not None:
+        return bool(needs(domains))
+    return bool(getattr(module, "NEEDS_OOD", False))
+
+
+@dataclass(frozen=True)
+class TaskInputs:
+    """One task of a multi-task space, checked.
+
+    Attributes:
+        space: the space narrowed to this task (``task`` set, ``teacher.path`` its ready teacher, or
+            the base encoder when ``teacher.fine_tune`` is true).
+        inputs: its checked data and teacher (the base encoder's configuration before fine-tuning).
+    """
+
+    space: SweepConfig
+    inputs: CheckedInputs
+
+    @property
+    def fine_tune(self) -> bool:
+        """The teacher is still to be fine-tuned from ``inputs.teacher.path``."""
+        return self.space.teacher.fine_tune
+
+
+def task_space(space: SweepConfig, task: str) -> SweepConfig:
+    """A multi-task space narrowed to one of its tasks (its teacher, its data source).
+
+    Raises:
+        RaykdInputError: the task has no teacher.
+    """
+    one = replace(space, task=task, tasks=(), teacher=space.teacher.for_task(task),
+                  methods={m: d for m, d in space.methods.items() if m != "multitask"} or {"vanilla": {}})
+    return _with_default_source(one)
+
+
+def _missing_local_data(space: SweepConfig, task: TaskSpec) -> str | None:
+    """Why a GLUE task has no local files in ``glue_dir`` (None when it has them or data is not local)."""
+    from raykd.data.readers import glue_split_path
+
+    if space.data.source != "glue" or normalise_task_name(space.task) not in GLUE_TASKS:
+        return None
+    for split in ("train", *task.eval_splits):
+        try:
+            glue_split_path(space.data.glue_dir, task, split)
+        except RaykdInputError as err:
+            return str(err).split(";")[0]
+    return None
+
+
+def check_multi_task_inputs(space: SweepConfig, echo: Callable[[str], Any] = print) -> dict[str, TaskInputs]:
+    """Check every task of a multi-task space; GLUE tasks without local files are skipped with a notice.
+
+    Returns:
+        task name -> its checked inputs, in the space's order (skipped tasks left out).
+
+    Raises:
+        RaykdInputError: a problem with a task that has data, no task with data, or (with the
+            ``multitask`` method) teachers with different vocabularies.
+    """
+    checked: dict[str, TaskInputs] = {}
+    for name in space.tasks:
+        one = task_space(space, name)
+        task = get_task(name) if normalise_task_name(name) in GLUE_TASKS else None
+        if task is not None and (why := _missing_local_data(one, task)):
+            echo(f"skipping task {name}: {why}")
+            continue
+        try:
+            checked[task.name if task else name] = TaskInputs(space=one, inputs=check_inputs(one))
+        except RaykdInputError as err:
+            raise RaykdInputError(f"task {name}: {err}") from None
+    if not checked:
+        raise RaykdInputError(f"none of the tasks {', '.join(space.tasks)} has data in {space.data.glue_dir}; "
+                              "point data.glue_dir at a glue_data folder")
+    if "multitask" in space.methods:
+        vocab = {name: (t.inputs.teacher.config.get("vocab_size"), t.inputs.teacher.config.get("pad_token_id", 0))
+                 for name, t in checked.items()}
+        if len(set(vocab.values())) > 1:
+            listed = ", ".join(f"{n}: {v[0]}" for n, v in vocab.items())
+            raise RaykdInputError(f"methods.multitask shares one student encoder across tasks, so every task's "
+                                  f"teacher needs the same vocabulary; vocab sizes differ ({listed})")
+        if space.resources.num_workers > 1:
+            raise RaykdInputError("methods.multitask runs on one worker per trial; set resources.num_workers: 1")
+    return checked

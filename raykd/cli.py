@@ -135,10 +135,11 @@ def spaces() -> None:
     if not found:
         click.echo(f"no bundled spaces in {bundled_dir()} (they ship with a source checkout of raykd)")
         return
+    example = next((s.name for s in found if s.name == "sst2_demo"), found[0].name)
     for space in found:
-        click.echo(f"{space.name:16s} task {space.task}; methods {', '.join(space.methods)}")
+        click.echo(f"{space.name:16s} task(s) {space.task}; methods {', '.join(space.methods)}")
         click.echo(f"{'':16s} {space.summary}")
-    click.echo(f"files in {bundled_dir()}; run one with: raykd sweep --space {found[0].name} "
+    click.echo(f"files in {bundled_dir()}; run one with: raykd sweep --space {example} "
                "[--set data.glue_dir=DIR --set budget.num_samples=N]")
 
 
@@ -153,6 +154,12 @@ def validate(space_path, overrides) -> None:
     from raykd.plan import describe_plan
 
     space = load_space(space_path, _parse_overrides(overrides))
+    if space.multi_task:
+        from raykd.checks import check_multi_task_inputs
+        from raykd.plan import describe_multi_task_plan
+
+        click.echo(describe_multi_task_plan(space, check_multi_task_inputs(space, click.echo)))
+        return
     inputs = check_inputs(space)
     click.echo(describe_plan(space, inputs))
 

@@ -108,15 +108,54 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """The fine-tuned teacher: a Hugging Face sequence-classification folder or hub id.
+    """The fine-tuned teacher(s): ready Hugging Face sequence-classification folders or hub ids, or an
+    encoder that raykd fine-tunes per task before the trials (cached; see :mod:`raykd.teachers.stage`).
+
+    A single-task space gives ``path``, or ``base`` with ``fine_tune: true``. A multi-task space
+    (``tasks: [...]``) gives a ready teacher per task in ``paths`` and/or ``base`` with
+    ``fine_tune: true`` for the tasks without one.
 
     Attributes:
-        path: model folder (``save_pretrained`` layout) or hub id.
+        path: model folder (``save_pretrained`` layout) or hub id of a ready teacher.
+        paths: task -> ready teacher, for multi-task spaces.
+        base: a pretrained encoder (folder or hub id) to fine-tune into a teacher per task.
+        fine_tune: fine-tune ``base`` on each task that has no ready teacher.
+        fine_tune_epochs, fine_tune_lr, fine_tune_batch_size: fine-tuning settings (the
+            tokens per example are ``data.max_length``).
         batch_size: examples per forward pass when computing soft targets.
     """
 
-    path: str
+    path: str | None = None
+    paths: dict[str, str] = field(default_factory=dict)
+    base: str | None = None
+    fine_tune: bool = False
+    fine_tune_epochs: int = 3
+    fine_tune_lr: float = 5e-5
+    fine_tune_batch_size: int = 32
     batch_size: int = 128
+
+    def for_task(self, task: str) -> "TeacherConfig":
+        """This section narrowed to one task: ``path`` is its ready teacher, or ``base`` when it is fine-tuned.
+
+        Raises:
+            RaykdInputError: the task has neither a ready teacher nor ``base`` with ``fine_tune: true``.
+        """
+        from dataclasses import replace
+
+        from raykd.data.tasks import normalise_task_name
+
+        ready = {normalise_task_name(k): v for k, v in self.paths.items()}.get(normalise_task_name(task))
+        if ready:
+            return replace(self, path=ready, paths={}, fine_tune=False)
+        if self.fine_tune:
+            if not self.base:
+                raise RaykdInputError("teacher.fine_tune needs teacher.base: the pretrained encoder to fine-tune "
+                                      "(e.g. ../shared/models/all-MiniLM-L6-v2 or bert-base-uncased)")
+            return replace(self, path=self.base, paths={})
+        if self.path and not self.paths:
+            return self
+        raise RaykdInputError(f"teacher: task {task} has no teacher; give teacher.paths.{task} (a fine-tuned model) "
+                              "or teacher.base with fine_tune: true")
 
 
 @dataclass(frozen=True)
@@ -165,7 +204,9 @@ class SweepConfig:
 
     Attributes:
         name: sweep name, used for the MLflow experiment and the output folder.
-        task: task name as written (GLUE name, or your own).
+        task: task name as written (GLUE name, or your own); in a multi-task space the task names
+            joined by ``+``.
+        tasks: the tasks of a multi-task space (``tasks: [sst2, cola, ...]``), empty otherwise.
         data, teacher, budget, resources: the sections above.
         methods: method name -> setting name -> domain.
         students: student family -> setting name -> domain.
@@ -189,9 +230,15 @@ class SweepConfig:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     seed: int = 0
     source: str = ""
+    tasks: tuple[str, ...] = ()
+
+    @property
+    def multi_task(self) -> bool:
+        """A space over several tasks (``tasks: [...]``)."""
+        return bool(self.tasks)
 
 
-_TOP_KEYS = ("name", "task", "data", "teacher", "methods", "students", "training", "budget", "resources", "seed")
+_TOP_KEYS = ("name", "task", "tasks", "data", "teacher", "methods", "students", "training", "budget", "resources", "seed")
 
 
 def read_yaml(path: str | Path) -> tuple[dict, str]:
@@ -260,7 +307,10 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
         RaykdInputError: unknown keys, unknown methods or students, bad values.
     """
     reject_unknown(raw, _TOP_KEYS, "")
+    tasks = _tasks(raw)
     for key in ("task", "data", "teacher", "methods", "students"):
+        if key == "task" and tasks:
+            continue
         if key not in raw:
             raise RaykdInputError(f"search space has no '{key}' section; see search_spaces/sst2_demo.yaml")
     students, student_training = _split_student_training(raw["students"])
@@ -269,7 +319,8 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
         raise RaykdInputError(f"name must be one word of letters, digits, '-', '_' or '.', got {name!r}")
     return SweepConfig(
         name=name,
-        task=str(raw["task"]),
+        task="+".join(tasks) if tasks else str(raw["task"]),
+        tasks=tasks,
         data=_parse_section(DataConfig, raw["data"], "data"),
         teacher=_parse_section(TeacherConfig, raw["teacher"], "teacher"),
         methods=_parse_components(raw["methods"], METHODS, "methods"),
@@ -281,6 +332,22 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
         seed=_seed(raw.get("seed", 0)),
         source=source,
     )
+
+
+def _tasks(raw: Mapping) -> tuple[str, ...]:
+    """The ``tasks`` list of a multi-task space (empty for a single-task one)."""
+    if "tasks" not in raw:
+        return ()
+    if "task" in raw:
+        raise RaykdInputError("give either task (one task) or tasks (a list, for a multi-task sweep), not both")
+    tasks = raw["tasks"]
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    if not isinstance(tasks, list) or not tasks or not all(isinstance(t, str) and t for t in tasks):
+        raise RaykdInputError(f"tasks must be a non-empty list of task names, e.g. [sst2, cola, mrpc], got {tasks!r}")
+    if len(set(tasks)) != len(tasks):
+        raise RaykdInputError(f"tasks lists a task twice: {tasks}")
+    return tuple(tasks)
 
 
 def _split_student_training(raw: Any) -> tuple[Any, dict[str, dict[str, Domain]]]:
@@ -328,7 +395,9 @@ def _parse_section(cls, raw: Any, where: str):
         raise RaykdInputError(f"{where}: missing required key(s) {', '.join(missing)}") from None
 
 
-_POSITIVE = {"max_length", "train_limit", "dev_limit", "ood_limit", "batch_size", "num_samples", "max_concurrent", "num_workers"}
+_POSITIVE = {"max_length", "train_limit", "dev_limit", "ood_limit", "batch_size", "num_samples", "max_concurrent",
+             "num_workers", "fine_tune_epochs", "fine_tune_batch_size"}
+_BOOLS = {"fine_tune"}
 _NON_NEGATIVE = {"cpus_per_worker", "gpus_per_worker", "max_failures", "time_budget_s"}
 _STR_LISTS = {"text_columns", "labels"}
 
@@ -340,6 +409,19 @@ def _check_field(cls, key: str, value: Any, where: str) -> Any:
         return _train_size(value, where)
     if key == "worker_resources":
         return _resource_amounts(value, where)
+    if key == "paths":
+        if not isinstance(value, Mapping) or not all(isinstance(v, str) and v for v in value.values()):
+            raise RaykdInputError(f"{where} must map task names to teacher folders or hub ids, "
+                                  "e.g. {sst2: ../shared/models/minilm-sst2}")
+        return {str(k): str(v) for k, v in value.items()}
+    if key in _BOOLS:
+        if not isinstance(value, bool):
+            raise RaykdInputError(f"{where} must be true or false, got {value!r}")
+        return value
+    if key == "fine_tune_lr":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise RaykdInputError(f"{where} must be a number > 0, got {value!r}")
+        return float(value)
     if key in _STR_LISTS:
         values = [value] if isinstance(value, (str, int)) else value
         if not isinstance(values, list) or not values:

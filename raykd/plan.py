@@ -35,7 +35,7 @@ def _data_free_line(space: SweepConfig) -> list[str]:
 
 def describe_plan(space: SweepConfig, inputs: CheckedInputs) -> str:
     """Describe what ``raykd sweep`` would run, as text."""
-    task, teacher, res = inputs.task, inputs.teacher, space.resources
+    task, teacher = inputs.task, inputs.teacher
     sizes = ", ".join(f"{name} {len(frame):,}" for name, frame in inputs.frames.items())
     labels = "regression (1 output)" if task.is_regression else ", ".join(task.label_names)
     lines = [
@@ -47,8 +47,35 @@ def describe_plan(space: SweepConfig, inputs: CheckedInputs) -> str:
         *_data_free_line(space),
         f"teacher {teacher.path}: {teacher.num_labels} outputs ({', '.join(teacher.label_names)}), "
         f"{teacher.config.get('num_hidden_layers', '?')} layers, hidden {teacher.config.get('hidden_size', '?')}",
-        f"methods ({len(space.methods)}):",
     ]
+    return "\n".join(lines + _search_lines(space))
+
+
+def describe_multi_task_plan(space: SweepConfig, checked: dict) -> str:
+    """Describe what ``raykd sweep`` would run for a multi-task space (``tasks: [...]``), as text.
+
+    Args:
+        checked: task -> :class:`~raykd.checks.TaskInputs` (skipped tasks already left out).
+    """
+    lines = [f"space {space.name}: OK",
+             f"tasks ({len(checked)} of {len(space.tasks)}): objective: maximise the macro average of the tasks' "
+             "dev metrics, minimise the parameters serving all tasks"]
+    for name, c in checked.items():
+        task, teacher = c.inputs.task, c.inputs.teacher
+        sizes = ", ".join(f"{split} {len(frame):,}" for split, frame in c.inputs.frames.items())
+        source = (f"fine-tuned from {teacher.path} before the trials ({space.teacher.fine_tune_epochs} epochs, "
+                  f"lr {space.teacher.fine_tune_lr:g}; cached for reuse)" if c.fine_tune else f"{teacher.path}")
+        lines += [f"  {name}: {'pairs' if task.is_pair else 'single sentences'}, dev {task.primary_metric}; "
+                  f"data ({c.space.data.source}) {sizes}", f"    teacher: {source}"]
+    lines.append(f"data: max_length {space.data.max_length}"
+                 + (f"; train_limit {space.data.train_limit}" if space.data.train_limit else ""))
+    return "\n".join(lines + _search_lines(space))
+
+
+def _search_lines(space: SweepConfig) -> list[str]:
+    """Methods, students, training and the trial plan."""
+    res = space.resources
+    lines = [f"methods ({len(space.methods)}):"]
     for name, domains in space.methods.items():
         lines += _domains(name, domains)
     lines.append(f"students ({len(space.students)}):")
@@ -70,4 +97,4 @@ def describe_plan(space: SweepConfig, inputs: CheckedInputs) -> str:
     ]
     if budget.time_budget_s:
         lines.append(f"  no new trials after {budget.time_budget_s:g} s")
-    return "\n".join(lines)
+    return lines

@@ -47,7 +47,7 @@ def bundled_spaces() -> list[BundledSpace]:
         raw, text = read_yaml(path)
         comment = next((line.lstrip("# ").strip() for line in text.splitlines() if line.startswith("#")), "")
         methods = raw.get("methods") or {}
-        spaces.append(BundledSpace(name=path.stem, path=path, summary=comment, task=str(raw.get("task", "?")),
+        spaces.append(BundledSpace(name=path.stem, path=path, summary=comment, task=str(raw.get("task") or ", ".join(raw.get("tasks") or []) or "?"),
                                    methods=tuple(methods if isinstance(methods, (dict, list)) else ())))
     return spaces
 

@@ -237,4 +237,4 @@ def test_a_bundled_space_runs_by_name_from_anywhere_with_set(tmp_path, monkeypat
     assert result.exit_code == 0, result.stderr
     assert "space sst2-demo: OK" in result.output and "trial plan: 3 trials" in result.output
     unknown = invoke("validate", "--space", "sst2_dmo")
-    assert unknown.exit_code == 2 and "bundled space (sst2_data_free, sst2_demo, sst2_low_data" in unknown.stderr
+    assert unknown.exit_code == 2 and "bundled space (glue_all, glue_local, sst2_data_free, sst2_demo, sst2_low_data" in unknown.stderr

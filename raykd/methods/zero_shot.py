@@ -92,6 +92,16 @@ def active(chosen: dict) -> set[str]:
     return names
 
 
+def needs_ood(domains: dict) -> bool:
+    """Whether a space's settings read an OOD corpus: not when ``ood_fraction`` is fixed at 0 with the noise
+    generator (pure adversarial samples, nothing but the teacher), which a space without ``data.ood`` can run."""
+    from raykd.domains import domain_values
+
+    fractions = [float(v) for v in domain_values(domains["ood_fraction"])] if "ood_fraction" in domains else [0.5]
+    generators = [str(v) for v in domain_values(domains["generator"])] if "generator" in domains else ["noise"]
+    return any(f > 0 for f in fractions) or "perturb" in generators
+
+
 def student_width(family: str, student_params: dict, teacher_config: dict) -> int:
     """Width ``E`` of a student's word embeddings (what generated vectors must have)."""
     if family == "bilstm":

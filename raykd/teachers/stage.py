@@ -1,0 +1,140 @@
+"""Teachers per task as a cached stage: fine-tune a base encoder once per (base, task, data, settings).
+
+A space with ``teacher: {base: ..., fine_tune: true}`` gets one teacher per task that has no ready
+teacher. Each is fine-tuned by :func:`raykd.teachers.finetune.fine_tune` (the code behind
+``raykd teacher fine-tune``) inside a Ray task, before any trial starts; the tasks run side by side
+as far as the cluster's CPUs allow. The result is a normal Hugging Face folder in
+``<storage>/cache/teachers/<key>/`` whose key is a SHA-256 over the base encoder's weights, the
+task, the training data's content, the tokens per example and the fine-tuning settings, so a later
+sweep (or a resumed one) with the same inputs reuses it instead of fine-tuning again. A file lock
+per key makes two sweeps that need the same teacher wait for one fine-tuning run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from raykd.data.tasks import TaskSpec
+from raykd.teachers.finetune import FineTuneSettings
+
+__all__ = ["FineTuneJob", "teacher_key", "fine_tuned_teachers", "TEACHERS_DIR"]
+
+TEACHERS_DIR = "teachers"
+"""Sub-folder of the shared cache that holds fine-tuned teachers."""
+
+
+@dataclass(frozen=True)
+class FineTuneJob:
+    """One teacher to fine-tune.
+
+    Attributes:
+        task: the task (its labels become the head's ``id2label``).
+        base: the pretrained encoder, a folder or hub id.
+        frames: ``train`` and the task's eval splits (DataFrames with ``text_a``, ``text_b``, ``label``).
+        settings: optimisation settings (``max_length`` is the sweep's ``data.max_length``).
+    """
+
+    task: TaskSpec
+    base: str
+    frames: dict[str, Any]
+    settings: FineTuneSettings
+
+
+def teacher_key(job: FineTuneJob) -> str:
+    """The cache key of a fine-tuned teacher: SHA-256 (24 hex digits) over base weights, task, data, settings."""
+    from raykd.teachers.cache import frame_fingerprint, teacher_fingerprint
+
+    payload = {"v": 1, "base": teacher_fingerprint(job.base), "task": job.task.name,
+               "labels": list(job.task.label_names or ()), "settings": asdict(job.settings),
+               "data": {name: frame_fingerprint(frame) for name, frame in sorted(job.frames.items())}}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _fine_tune_task(job: FineTuneJob, folder: str, threads: int) -> dict:
+    """Ray task body: fine-tune one teacher into ``folder`` (atomically) under the key's lock."""
+    import torch
+    from filelock import FileLock
+
+    from raykd._quiet import quiet_libraries
+    from raykd.teachers.finetune import fine_tune
+
+    quiet_libraries()
+    torch.set_num_threads(max(1, threads))
+    target = Path(folder)
+    with FileLock(str(target) + ".lock"):
+        if (target / "training_card.json").is_file():  # another sweep finished it while we waited
+            return {"cached": True, **json.loads((target / "training_card.json").read_text())}
+        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        started = time.perf_counter()
+        fine_tune(job.task, job.base, tmp, job.frames, job.settings)
+        card = json.loads((tmp / "training_card.json").read_text())
+        card["fine_tune_seconds"] = round(time.perf_counter() - started, 1)
+        (tmp / "training_card.json").write_text(json.dumps(card, indent=1))
+        os.replace(tmp, target)
+    return {"cached": False, **card}
+
+
+def fine_tuned_teachers(jobs: list[FineTuneJob], cache_dir: str | Path, *, cpus_per_job: float = 1.0,
+                        echo: Callable[[str], Any] = print) -> dict[str, dict]:
+    """Fine-tune (or reuse) one teacher per job, the missing ones as Ray tasks running side by side.
+
+    Ray must already be started (``ray.init``); nothing is submitted when every teacher is cached.
+
+    Args:
+        jobs: one per task.
+        cache_dir: the shared cache root (``<storage>/cache``).
+        cpus_per_job: CPUs each Ray task reserves; also its torch thread count.
+        echo: where one line per teacher goes.
+
+    Returns:
+        task name -> ``{"path": folder, "card": training_card.json contents, "cached": bool}``; the
+        card holds ``dev_metrics``, ``train_rows`` and (when fine-tuned here) ``fine_tune_seconds``.
+
+    Raises:
+        ray.exceptions.RayTaskError: a fine-tuning run failed (the message names the task).
+    """
+    root = Path(cache_dir) / TEACHERS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    out: dict[str, dict] = {}
+    pending = {}
+    for job in jobs:
+        folder = root / teacher_key(job)
+        if (folder / "training_card.json").is_file():
+            card = json.loads((folder / "training_card.json").read_text())
+            out[job.task.name] = {"path": str(folder), "card": card, "cached": True}
+            echo(f"teacher for {job.task.name}: cached fine-tuned {Path(job.base).name} ({_dev(card)}) in {folder}")
+        else:
+            pending[job.task.name] = (job, folder)
+    if not pending:
+        return out
+    import ray
+
+    remote = ray.remote(num_cpus=cpus_per_job, max_retries=0)(_fine_tune_task)
+    started = time.perf_counter()
+    listed = ", ".join(f"{name} ({len(job.frames['train']):,} examples)" for name, (job, _) in pending.items())
+    echo(f"fine-tuning {len(pending)} teacher(s) from {Path(jobs[0].base).name} as Ray tasks: {listed}")
+    refs = {remote.remote(job, str(folder), int(max(1, cpus_per_job))): name for name, (job, folder) in pending.items()}
+    waiting = list(refs)
+    while waiting:
+        done, waiting = ray.wait(waiting, num_returns=1)
+        name = refs[done[0]]
+        card = ray.get(done[0])
+        cached = card.pop("cached")
+        out[name] = {"path": str(pending[name][1]), "card": card, "cached": cached}
+        took = f"{card['fine_tune_seconds'] / 60:.1f} min" if "fine_tune_seconds" in card and not cached else "cached"
+        echo(f"teacher for {name}: fine-tuned in {took} ({_dev(card)}); "
+             f"{time.perf_counter() - started:.0f} s into the teacher stage")
+    return out
+
+
+def _dev(card: dict) -> str:
+    metrics = card.get("dev_metrics", {})
+    return ", ".join(f"dev {k} {v:.4f}" for k, v in metrics.items()) or "no dev metrics"
