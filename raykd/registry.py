@@ -66,6 +66,7 @@ METHODS = Registry("method", {
     "zero_shot": "raykd.methods.zero_shot",
     "random_tokens": "raykd.methods.random_tokens",
     "as_dfd": "raykd.methods.as_dfd",
+    "multitask": "raykd.methods.multitask",
 })
 
 

@@ -67,6 +67,10 @@ def finish_sweep(sweep_dir: str | Path, *, tracker=None, interrupted: bool = Fal
         _attach_run_ids(records, tracker)
     report = write_report(records, sweep_dir, teacher=teacher, task_name=meta["task"], metric_name=metric_name,
                           ref_metric=meta["baseline"].get(metric_name, 0.0))
+    if meta.get("tasks"):  # a multi-task sweep: a front per task and the combined figure
+        from raykd.sweep.multitask import finish_task_fronts
+
+        finish_task_fronts(records, sweep_dir, meta, tracker, parent)
     finished = sum(r.status == "TERMINATED" for r in records)
     failed = sum(r.status == "ERROR" for r in records)
     if tracker is not None and parent:

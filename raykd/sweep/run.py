@@ -211,7 +211,12 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
     from raykd.tracking.mlflow import SweepTracker, check_tracking_uri, default_tracking_uri
 
     quiet_libraries()
-    inputs = check_inputs(space)
+    if space.multi_task:
+        from raykd.checks import check_multi_task_inputs
+
+        checked = check_multi_task_inputs(space, options.echo)
+    else:
+        inputs = check_inputs(space)
     _check_local_resources(space, options)
     storage = Path(options.storage).resolve()
     tracking_uri = options.mlflow_uri or default_tracking_uri(storage)
@@ -223,18 +228,36 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
     sweep_dir = _sweep_dir(storage, space.name)
     (sweep_dir / "space.yaml").write_text(space.source)
     options.echo(f"sweep folder: {sweep_dir}")
-    low_data = _low_data(space, inputs, options)
-    stage = _stage(space, inputs, storage, options)
     num_samples = options.num_samples or space.budget.num_samples
-    parent = tracker.start_sweep(sweep_dir.name, {"task": inputs.task.name, "teacher": stage.teacher.path,
-                                                  "num_samples": num_samples, **low_data})
+    if space.multi_task:
+        context, task_meta = _multi_task_stage(space, checked, storage, sweep_dir, options)
+        names = list(task_meta["tasks"])
+        params = {"task": "+".join(names), "tasks": ",".join(names), "teacher": task_meta["teacher"]["path"][:480],
+                  "num_samples": num_samples}
+        meta = {"name": space.name, "task": "+".join(names), "metric_name": "macro", "num_samples": num_samples,
+                **task_meta}
+    else:
+        low_data = _low_data(space, inputs, options)
+        stage = _stage(space, inputs, storage, options)
+        params = {"task": inputs.task.name, "teacher": stage.teacher.path, "num_samples": num_samples, **low_data}
+        meta = {"name": space.name, "task": inputs.task.name, "metric_name": inputs.task.primary_metric,
+                "teacher": stage.teacher.to_dict(), "baseline": stage.baseline, "num_samples": num_samples,
+                **low_data}
+        context = _context(space, inputs, stage, sweep_dir)
+    parent = tracker.start_sweep(sweep_dir.name, params)
     tracker.log_artifact(parent, sweep_dir / "space.yaml")
-    meta = {"name": space.name, "task": inputs.task.name, "metric_name": inputs.task.primary_metric,
-            "teacher": stage.teacher.to_dict(), "baseline": stage.baseline, "num_samples": num_samples,
-            "mlflow_uri": tracking_uri, "mlflow_parent_run_id": parent, **low_data}
+    meta.update(mlflow_uri=tracking_uri, mlflow_parent_run_id=parent)
     (sweep_dir / "sweep.json").write_text(json.dumps(meta, indent=1))
-    context = _context(space, inputs, stage, sweep_dir)
     return _fit(space, options, context, sweep_dir, tracker, num_samples, restore=False)
+
+
+def _multi_task_stage(space: SweepConfig, checked, storage: Path, sweep_dir: Path, options: SweepOptions):
+    """Start Ray, then the teacher fine-tuning and soft-target stages of every task (see :mod:`raykd.sweep.multitask`)."""
+    from raykd.sweep.multitask import prepare_multi_task
+
+    _start_ray(options)
+    device = "cuda" if space.resources.use_gpu and _cuda() else "cpu"
+    return prepare_multi_task(space, checked, storage, sweep_dir, device=device, echo=options.echo)
 
 
 def resume_sweep(sweep_dir: str | Path, options: SweepOptions = SweepOptions()) -> SweepOutcome:
@@ -261,17 +284,30 @@ def resume_sweep(sweep_dir: str | Path, options: SweepOptions = SweepOptions()) 
         raise RaykdInputError(f"{sweep_dir} stopped before its first trial started, so there is nothing to "
                               f"resume; start it again with raykd sweep --space {sweep_dir / 'space.yaml'}")
     space = load_space(sweep_dir / "space.yaml")
-    inputs = check_inputs(space)
+    if space.multi_task:
+        from raykd.checks import check_multi_task_inputs
+
+        checked = check_multi_task_inputs(space, options.echo)
+    else:
+        inputs = check_inputs(space)
     _check_local_resources(space, options)
     tracking_uri = options.mlflow_uri or meta["mlflow_uri"]
     check_tracking_uri(tracking_uri)
     tracker = SweepTracker.for_experiment(tracking_uri, f"raykd-{space.name}",
                                           parent_run_id=meta["mlflow_parent_run_id"])
     options.echo(f"resuming sweep folder: {sweep_dir}")
-    stage = _stage(space, inputs, sweep_dir.parent, options)
-    context = _context(space, inputs, stage, sweep_dir)
+    if space.multi_task:  # teachers and soft targets come from the cache
+        context, _ = _multi_task_stage(space, checked, sweep_dir.parent, sweep_dir, options)
+    else:
+        stage = _stage(space, inputs, sweep_dir.parent, options)
+        context = _context(space, inputs, stage, sweep_dir)
     return _fit(space, options, context, sweep_dir, tracker, meta.get("num_samples", space.budget.num_samples),
                 restore=True)
+
+
+def _metric_name(context) -> str:
+    """The metric trials report: the task's primary metric, or ``macro`` in a multi-task sweep."""
+    return context.task.primary_metric if isinstance(context, TrialContext) else "macro"
 
 
 def _fit(space, options, context, sweep_dir: Path, tracker, num_samples: int, *, restore: bool) -> SweepOutcome:
@@ -296,7 +332,7 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _trainable(context: TrialContext):
+def _trainable(context):
     from ray import tune
 
     from raykd.trial.driver import run_trial
@@ -339,7 +375,7 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
                                     time_budget_s=space.budget.time_budget_s,
                                     trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=0,
-                                  callbacks=[ProgressCallback(context.task.primary_metric, num_samples, options.echo,
+                                  callbacks=[ProgressCallback(_metric_name(context), num_samples, options.echo,
                                                               live=options.live),
                                              MlflowTrialCallback(tracker)]),
     )

@@ -22,7 +22,7 @@ from raykd.trial.worker import train_fn_per_worker
 __all__ = ["run_trial", "scaling_config"]
 
 
-def scaling_config(context: TrialContext) -> ray.train.ScalingConfig:
+def scaling_config(context) -> ray.train.ScalingConfig:
     """Workers and per-worker resources of a trial, from the space's ``resources`` section."""
     res = context.resources
     per_worker = {"CPU": res.cpus_per_worker, **res.worker_resources}
@@ -31,16 +31,19 @@ def scaling_config(context: TrialContext) -> ray.train.ScalingConfig:
     return ray.train.ScalingConfig(num_workers=res.num_workers, use_gpu=res.use_gpu, resources_per_worker=per_worker)
 
 
-def run_trial(config: dict[str, Any], context: TrialContext) -> None:
-    """Tune trainable: distil one student with the trial's sampled settings.
+def run_trial(config: dict[str, Any], context) -> None:
+    """Tune trainable: distil one student (one per task, or one multi-task student) with the trial's settings.
 
     Args:
         config: the settings Optuna sampled for this trial (nested by ``/``).
-        context: what all trials share (bound with ``tune.with_parameters``).
+        context: what all trials share (bound with ``tune.with_parameters``): a :class:`TrialContext`,
+            or a :class:`~raykd.trial.multitask.MultiTaskContext` in a multi-task sweep.
     """
+    from raykd.trial.multitask import MultiTaskContext, train_fn_multi_task
+
     trial_id = ray.tune.get_context().get_trial_id()
     trainer = TorchTrainer(
-        train_fn_per_worker,
+        train_fn_multi_task if isinstance(context, MultiTaskContext) else train_fn_per_worker,
         train_loop_config={"trial": config, "context": context},
         scaling_config=scaling_config(context),
         run_config=ray.train.RunConfig(
