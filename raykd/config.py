@@ -313,6 +313,7 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
             continue
         if key not in raw:
             raise RaykdInputError(f"search space has no '{key}' section; see search_spaces/sst2_demo.yaml")
+    _require_teacher(raw["teacher"], tasks)
     students, student_training = _split_student_training(raw["students"])
     name = raw.get("name") or default_name
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -332,6 +333,18 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
         seed=_seed(raw.get("seed", 0)),
         source=source,
     )
+
+
+def _require_teacher(raw: Any, tasks: tuple[str, ...]) -> None:
+    """A teacher section names a ready teacher (``path``; ``paths`` per task) or a base to fine-tune."""
+    if not isinstance(raw, Mapping) or raw.get("path") or raw.get("paths") or (raw.get("base") and raw.get("fine_tune")):
+        return  # a non-mapping is refused with its own message below
+    if raw.get("base"):
+        raise RaykdInputError("teacher.base is given without fine_tune: true; add fine_tune: true to fine-tune it per "
+                              "task, or give path (a fine-tuned teacher)")
+    per_task = " (or paths: {task: folder})" if tasks else ""
+    raise RaykdInputError(f"teacher: missing required key(s) path{per_task}; give a fine-tuned teacher folder or hub id, "
+                          "or base (a pretrained encoder) with fine_tune: true")
 
 
 def _tasks(raw: Mapping) -> tuple[str, ...]:

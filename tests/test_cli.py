@@ -224,7 +224,9 @@ def test_spaces_lists_every_bundled_space():
     assert result.exit_code == 0, result.output
     names = sorted(p.stem for p in (REPO / "search_spaces").glob("*.yaml"))
     assert names and all(f"{name} " in result.output for name in names)
-    assert "sst2_low_data    task sst2; methods supervised, vanilla, generation" in result.output
+    assert "sst2_low_data    task(s) sst2; methods supervised, vanilla, generation" in result.output
+    assert "glue_local       task(s) sst2, cola, mrpc, rte, stsb; methods vanilla, multitask" in result.output
+    assert "run one with: raykd sweep --space sst2_demo" in result.output
 
 
 def test_a_bundled_space_runs_by_name_from_anywhere_with_set(tmp_path, monkeypatch):

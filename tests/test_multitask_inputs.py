@@ -42,7 +42,7 @@ def test_tasks_without_local_files_are_skipped_with_a_notice():
     ({"task": "sst2"}, "give either task .* or tasks"),
     ({"tasks": []}, "tasks must be a non-empty list"),
     ({"tasks": ["sst2", "sst2"]}, "lists a task twice"),
-    ({"teacher": {"fine_tune": "yes"}}, "teacher.fine_tune must be true or false"),
+    ({"teacher": {"base": str(BASE), "fine_tune": "yes"}}, "teacher.fine_tune must be true or false"),
     ({"teacher": {"paths": ["a"]}}, "teacher.paths must map task names"),
 ])
 def test_bad_multi_task_spaces_fail_at_parse(changes, message):

@@ -20,7 +20,8 @@ from raykd.data.encoding import EncodedSplit
 from raykd.distill.batching import epoch_batches, to_tensors
 from raykd.errors import NonFiniteLossError
 
-__all__ = ["LoopSettings", "LoopState", "Objective", "autocast", "build_optimiser", "fit", "optimiser_step"]
+__all__ = ["LoopSettings", "LoopState", "Objective", "autocast", "build_optimiser", "fit", "optimiser_step",
+           "train_step"]
 
 Objective = Callable[[torch.Tensor, dict], "tuple[torch.Tensor, dict[str, float]]"]
 """``objective(student_logits [B, C], batch) -> (scalar loss, {name: float})``."""
@@ -139,15 +140,28 @@ def _train_epoch(model, objective, train, settings, optimizer, scheduler, *, epo
                             rank=rank, world_size=world_size)
     for step, index in enumerate(batches):
         batch = to_tensors(train, index, pad_id, settings.device)
-        with autocast(settings):
-            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        loss, _ = objective(logits.float(), batch)
-        optimiser_step(model, loss, optimizer, scheduler, settings.grad_clip, epoch=epoch, step=step)
-        total += loss.item() * len(index)
+        loss = train_step(model, lambda b: model(b["input_ids"], b["attention_mask"], b["token_type_ids"]),
+                          objective, batch, optimizer, scheduler, settings, epoch=epoch, step=step)
+        total += loss * len(index)
         examples += len(index)
         if on_step is not None:
             on_step(len(index))
     return total / max(examples, 1), examples
+
+
+def train_step(model: nn.Module, forward: Callable[[dict], torch.Tensor], objective: Objective, batch: dict,
+               optimizer, scheduler, settings: LoopSettings, *, epoch: int, step: int) -> float:
+    """One optimiser step on one batch: ``forward(batch)`` -> logits ``[B, C]`` (autocast on CUDA), the
+    objective's loss, :func:`optimiser_step`. Returns the loss as a float.
+
+    Raises:
+        NonFiniteLossError: the loss is NaN or infinite.
+    """
+    with autocast(settings):
+        logits = forward(batch)
+    loss, _ = objective(logits.float(), batch)
+    optimiser_step(model, loss, optimizer, scheduler, settings.grad_clip, epoch=epoch, step=step)
+    return loss.item()
 
 
 def optimiser_step(model: nn.Module, loss: torch.Tensor, optimizer, scheduler, grad_clip: float, *,

@@ -31,7 +31,7 @@ from torch import nn
 
 from raykd.data.encoding import EncodedSplit
 from raykd.distill.batching import epoch_batches, to_tensors
-from raykd.distill.loop import LoopSettings, LoopState, Objective, autocast, build_optimiser, optimiser_step
+from raykd.distill.loop import LoopSettings, LoopState, Objective, build_optimiser, train_step
 
 __all__ = ["SAMPLINGS", "fit_multitask", "task_schedule"]
 
@@ -149,11 +149,9 @@ def _train_epoch(model, objectives, trains, schedule, settings, optimizer, sched
     for step, task in enumerate(schedule):
         index = next(streams[task])
         batch = to_tensors(trains[task], index, pad_id, settings.device)
-        with autocast(settings):
-            logits = model(task, batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
-        loss, _ = objectives[task](logits.float(), batch)
-        optimiser_step(model, loss, optimizer, scheduler, settings.grad_clip, epoch=epoch, step=step)
-        total += loss.item() * len(index)
+        loss = train_step(model, lambda b, t=task: model(t, b["input_ids"], b["attention_mask"], b["token_type_ids"]),
+                          objectives[task], batch, optimizer, scheduler, settings, epoch=epoch, step=step)
+        total += loss * len(index)
         examples += len(index)
         if on_step is not None:
             on_step(len(index))

@@ -88,3 +88,12 @@ def hypervolume(
     widths = np.diff(np.append(xs, ref_params))
     heights = np.maximum.accumulate(ys) - ref_metric
     return float(np.sum(widths * heights))
+
+
+def scaled_hypervolume(metric: np.ndarray, params: np.ndarray, scale: float | None, ref_metric: float) -> float:
+    """Hypervolume of a front with parameters as a fraction of ``scale`` (the teacher's size), reference
+    point ``(ref_metric, 1.0)``; 0.0 for an empty front or a missing / non-positive scale."""
+    if len(metric) == 0 or scale is None or not np.isfinite(scale) or scale <= 0:
+        return 0.0
+    return hypervolume(np.asarray(metric, dtype=float), np.asarray(params, dtype=float) / float(scale),
+                       ref_metric=ref_metric, ref_params=1.0)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from raykd.records import TeacherSummary, TrialResult
-from raykd.report.pareto import hypervolume, pareto_mask
+from raykd.report.pareto import pareto_mask, scaled_hypervolume
 
 __all__ = ["Report", "trials_frame", "pareto_frame", "write_report", "FINISHED", "FAILED"]
 
@@ -185,14 +185,8 @@ def _front_hypervolume(
     front: pd.DataFrame, trials: pd.DataFrame, teacher: TeacherSummary | None, ref_metric: float
 ) -> float:
     scale = teacher.params if teacher is not None else trials["student_params"].max()
-    if front.empty or pd.isna(scale) or scale <= 0:
-        return 0.0
-    return hypervolume(
-        front["metric"].to_numpy(dtype=float),
-        front["student_params"].to_numpy(dtype=float) / float(scale),
-        ref_metric=ref_metric,
-        ref_params=1.0,
-    )
+    return scaled_hypervolume(front["metric"].to_numpy(dtype=float), front["student_params"].to_numpy(dtype=float),
+                              None if pd.isna(scale) else float(scale), ref_metric)
 
 
 # ----------------------------------------------------------------------------- front tables

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from raykd.records import TeacherSummary, TrialResult
-from raykd.report.pareto import hypervolume, pareto_mask
+from raykd.report.pareto import pareto_mask, scaled_hypervolume
 from raykd.report.render import FAILED, FINISHED, _eligible, trials_frame
 from raykd.report.tables import _markdown_row, _millions, _number, _text
 
@@ -282,14 +282,8 @@ def _hypervolume(points: pd.DataFrame, teacher_params: int | None, ref_metric: f
     """As ``render._front_hypervolume``: params over the teacher's (or the largest student's)."""
     scale = teacher_params if teacher_params else points["params"].max()
     front = points[points["on_front"]]
-    if front.empty or pd.isna(scale) or scale <= 0:
-        return 0.0
-    return hypervolume(
-        front["metric"].to_numpy(dtype=float),
-        front["params"].to_numpy(dtype=float) / float(scale),
-        ref_metric=ref_metric,
-        ref_params=1.0,
-    )
+    return scaled_hypervolume(front["metric"].to_numpy(dtype=float), front["params"].to_numpy(dtype=float),
+                              None if pd.isna(scale) else float(scale), ref_metric)
 
 
 def _task_table(trials: pd.DataFrame, tasks: Sequence[TaskInfo]) -> pd.DataFrame:

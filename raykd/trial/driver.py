@@ -16,7 +16,6 @@ import ray.tune
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from raykd.trial.plan import TrialContext
 from raykd.trial.worker import train_fn_per_worker
 
 __all__ = ["run_trial", "scaling_config"]

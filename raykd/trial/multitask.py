@@ -85,6 +85,24 @@ class MultiTaskContext:
         return sum(c.teacher_params for c in self.contexts.values())
 
 
+class BestEpoch:
+    """A loop ``report`` that keeps the best epoch by ``primary``: its metrics, loop state and weights (on CPU)."""
+
+    def __init__(self, model: torch.nn.Module, primary: str):
+        self.model, self.primary = model, primary
+        self.metric, self.metrics, self.state, self.weights = -float("inf"), {}, None, None
+
+    def __call__(self, metrics: dict, state: LoopState) -> None:
+        if metrics[self.primary] > self.metric:
+            self.metric, self.metrics, self.state = metrics[self.primary], dict(metrics), copy.deepcopy(state)
+            self.weights = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+
+    def restore(self) -> dict[str, float]:
+        """Load the best weights into the model; return that epoch's dev metrics."""
+        self.model.load_state_dict(self.weights)
+        return {k: v for k, v in self.metrics.items() if k in _dev_keys(self.metrics)}
+
+
 def _student_context(context: TrialContext) -> StudentContext:
     return StudentContext(num_labels=context.task.num_labels, is_pair=context.task.is_pair,
                           vocab_size=int(context.teacher_config["vocab_size"]), pad_token_id=context.pad_id,
@@ -153,12 +171,7 @@ def _task_by_task(module, trial: dict, context: MultiTaskContext, device: str) -
         spec = student_spec(family, params, sctx)
         settings = loop_settings(trial, ctx, device)
         primary = ctx.task.primary_metric
-        best: dict[str, Any] = {"metric": -float("inf")}
-
-        def keep_best(metrics: dict, state: LoopState, model=model, best=best, primary=primary) -> None:
-            if metrics[primary] > best["metric"]:
-                best.update(metric=metrics[primary], metrics=dict(metrics), state=copy.deepcopy(state),
-                            weights={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        keep_best = BestEpoch(model, primary)
 
         def evaluate(m, evals=evals, ctx=ctx):
             return evaluate_splits(m, evals, ctx.task, ctx.pad_id, device)
@@ -178,15 +191,14 @@ def _task_by_task(module, trial: dict, context: MultiTaskContext, device: str) -
                 pad_id=ctx.pad_id)
             if "transfer_examples" in transfer.get("metrics", {}):
                 results[f"{name}/transfer_examples"] = transfer["metrics"]["transfer_examples"]
-        model.load_state_dict(best["weights"])
+        dev = keep_best.restore()
         counts = count_parameters(model)
         total_params += counts.total + extra
         total_non_embedding += counts.non_embedding
-        dev = {k: v for k, v in best["metrics"].items() if k in _dev_keys(best["metrics"])}
         results.update(_task_metrics(name, primary, dev))
         results[f"{name}/params"] = counts.total + extra
-        results[f"{name}/best_epoch"] = best["state"].best_epoch
-        kept[name] = (model.cpu(), spec, best["state"], {**dev, "metric": best["metric"]})
+        results[f"{name}/best_epoch"] = keep_best.state.best_epoch
+        kept[name] = (model.cpu(), spec, keep_best.state, {**dev, "metric": keep_best.metric})
         if latency is None:
             latency = measure_latency(model, next(iter(evals.values())), ctx.pad_id)
         names = list(kept)
@@ -240,13 +252,11 @@ def _joint(module, trial: dict, context: MultiTaskContext, device: str) -> None:
         out[MACRO] = _macro(out, tasks)
         return out
 
-    best: dict[str, Any] = {"metric": -float("inf")}
+    best = BestEpoch(model, MACRO)
 
     def report(metrics: dict, state: LoopState) -> None:
         metrics = {**metrics, **sizes, "metric": metrics[MACRO]}
-        if metrics[MACRO] > best["metric"]:
-            best.update(metric=metrics[MACRO], metrics=dict(metrics), state=copy.deepcopy(state),
-                        weights={k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+        best(metrics, state)
         folders = {t: (model.task_model(t), specs[t], state, _per_task_dev(metrics, t)) for t in tasks}
         if state.epoch == settings.epochs and not method_params.get("finetune_epochs", 0):
             metrics["latency_ms"] = measure_latency(model.task_model(tasks[0]), next(iter(evals[tasks[0]].values())),
@@ -260,7 +270,7 @@ def _joint(module, trial: dict, context: MultiTaskContext, device: str) -> None:
     ft_epochs = int(method_params.get("finetune_epochs", 0) or 0)
     if ft_epochs <= 0:
         return
-    model.load_state_dict(best["weights"])
+    best.restore()
     _fine_tune_each(model, trial, context, objectives, trains, evaluate_task, best, specs, sizes, settings,
                     ft_epochs, state.epoch + 1, device)
 
@@ -270,7 +280,7 @@ def _per_task_dev(metrics: dict, task: str) -> dict[str, float]:
     return {k[len(prefix):]: v for k, v in metrics.items() if k.startswith(prefix) and k != f"{task}/params"}
 
 
-def _fine_tune_each(model, trial, context: MultiTaskContext, objectives, trains, evaluate_task, joint: dict, specs,
+def _fine_tune_each(model, trial, context: MultiTaskContext, objectives, trains, evaluate_task, joint: BestEpoch, specs,
                     sizes: dict, settings, epochs: int, epoch: int, device: str) -> None:
     """MKD's optional stage: each task's model (shared encoder + head) copied and fine-tuned on that task alone."""
     tasks = list(context.contexts)
@@ -281,25 +291,18 @@ def _fine_tune_each(model, trial, context: MultiTaskContext, objectives, trains,
         c = context.contexts[t]
         task_model = copy.deepcopy(model.task_model(t)).to(device)
         primary = c.task.primary_metric
-        best: dict[str, Any] = {"metric": -float("inf")}
-
-        def keep_best(metrics: dict, state: LoopState, m=task_model, best=best, primary=primary) -> None:
-            if metrics[primary] > best["metric"]:
-                best.update(metric=metrics[primary], metrics=dict(metrics), state=copy.deepcopy(state),
-                            weights={k: v.detach().cpu().clone() for k, v in m.state_dict().items()})
-
+        keep_best = BestEpoch(task_model, primary)
         fit(task_model, objectives[t], trains[t], ft_settings, evaluate=lambda m, t=t: evaluate_task(m, t),
             primary=primary, report=keep_best, pad_id=c.pad_id)
-        task_model.load_state_dict(best["weights"])
-        dev = {k: v for k, v in best["metrics"].items() if k in _dev_keys(best["metrics"])}
+        dev = keep_best.restore()
         results.update(_task_metrics(t, primary, dev))
-        results[f"{t}/metric_before_finetune"] = joint["metrics"][f"{t}/metric"]
-        folders[t] = (task_model.cpu(), specs[t], best["state"], {**dev, "metric": best["metric"]})
+        results[f"{t}/metric_before_finetune"] = joint.metrics[f"{t}/metric"]
+        folders[t] = (task_model.cpu(), specs[t], keep_best.state, {**dev, "metric": keep_best.metric})
     macro = _macro(results, tasks)
     total = sum(sizes[f"{t}/params"] for t in tasks)  # fine-tuned models no longer share an encoder
     non_embedding = sum(count_parameters(folders[t][0]).non_embedding for t in tasks)
     metrics = {**sizes, **results, "epoch": epoch, "metric": macro, MACRO: macro,
-               "macro_before_finetune": joint["metric"], "best_metric": macro, "best_epoch": epoch,
+               "macro_before_finetune": joint.metric, "best_metric": macro, "best_epoch": epoch,
                "student_params": total, "student_params_non_embedding": non_embedding,
                "compression_ratio": context.teacher_params / total,
                "latency_ms": measure_latency(folders[tasks[0]][0], EncodedSplit.load(
