@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python benchmarks/trial_overhead.py
 	$(BIN)/python benchmarks/token_sampling.py
 	$(BIN)/python benchmarks/transfer_cache.py
+	$(BIN)/python benchmarks/multitask_loop.py
 
 clean:
 	rm -rf $(VENV) raykd_runs .pytest_cache
