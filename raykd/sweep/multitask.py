@@ -52,13 +52,14 @@ def _fine_tune_teachers(space: SweepConfig, checked: dict[str, TaskInputs], cach
 
 
 def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], storage: Path, sweep_dir: Path, *,
-                       device: str = "cpu", echo: Callable[[str], Any] = print):
+                       device: str = "cpu", echo: Callable[[str], Any] = print, progress: bool = True):
     """Run the teacher and soft-target stages of every task; Ray must be started.
 
     Returns:
         ``(context, meta)``: the :class:`~raykd.trial.multitask.MultiTaskContext` and what
         ``sweep.json`` records (``teacher``: the macro teacher; ``baseline``; ``tasks``: per task its
-        metric name, teacher summary, baseline, fine-tuning card).
+        metric name, teacher summary, baseline, fine-tuning card). ``progress`` shows the soft-target
+        progress bars.
     """
     from raykd.sweep.run import _context, _low_data
     from raykd.sweep.stage import build_stage
@@ -69,7 +70,7 @@ def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], stora
     contexts, tasks = {}, {}
     for name, c in checked.items():
         _low_data(c.space, c.inputs, _Echo(echo, name))
-        stage = build_stage(c.space, c.inputs, cache, device=device, progress=False)
+        stage = build_stage(c.space, c.inputs, cache, device=device, progress=progress)
         task = c.inputs.task
         echo(f"teacher for {name}: {task.primary_metric} {stage.teacher.metric:.4f} on {task.eval_splits[0]}, "
              f"{stage.teacher.params / 1e6:.1f}M parameters, {len(c.inputs.frames.get('train', ())):,} training "

@@ -26,6 +26,9 @@ from raykd.teachers.finetune import FineTuneSettings
 
 __all__ = ["FineTuneJob", "teacher_key", "fine_tuned_teachers", "TEACHERS_DIR"]
 
+PROGRESS_EVERY_S = 60.0
+"""Seconds between the teacher stage's "still fine-tuning" lines."""
+
 TEACHERS_DIR = "teachers"
 """Sub-folder of the shared cache that holds fine-tuned teachers."""
 
@@ -124,7 +127,11 @@ def fine_tuned_teachers(jobs: list[FineTuneJob], cache_dir: str | Path, *, cpus_
     refs = {remote.remote(job, str(folder), int(max(1, cpus_per_job))): name for name, (job, folder) in pending.items()}
     waiting = list(refs)
     while waiting:
-        done, waiting = ray.wait(waiting, num_returns=1)
+        done, waiting = ray.wait(waiting, num_returns=1, timeout=PROGRESS_EVERY_S)
+        if not done:  # a line a minute, so a long stage is visibly alive
+            echo(f"still fine-tuning {', '.join(refs[r] for r in waiting)} "
+                 f"({(time.perf_counter() - started) / 60:.0f} min into the teacher stage)")
+            continue
         name = refs[done[0]]
         card = ray.get(done[0])
         cached = card.pop("cached")
