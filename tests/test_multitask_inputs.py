@@ -93,3 +93,12 @@ def test_zero_shot_without_ood_text_needs_no_corpus():
 
     assert not _needs_ood("zero_shot", parse_space(_raw(methods={"zero_shot": {"ood_fraction": 0.0}})).methods["zero_shot"])
     assert _needs_ood("zero_shot", parse_space(_raw(methods={"zero_shot": {"ood_fraction": [0.0, 0.5]}})).methods["zero_shot"])
+
+
+def test_the_first_trials_take_single_task_kd_and_both_multitask_arms():
+    from raykd.sweep.run import first_points
+
+    space = load_space("glue_local")
+    assert first_points(space, 8) == [{"method": "vanilla"},
+                                      {"method": "multitask", "multitask/finetune_epochs": 0},
+                                      {"method": "multitask", "multitask/finetune_epochs": 2}]

@@ -45,7 +45,7 @@ from raykd.domains import ParamSpec
 from raykd.methods import vanilla
 from raykd.methods.vanilla import KD_PARAMS
 
-__all__ = ["PARAMS", "MULTI_TASK", "active", "make_method"]
+__all__ = ["PARAMS", "ARMS", "MULTI_TASK", "active", "make_method"]
 
 MULTI_TASK = True
 """A trial of this method trains one student on every task of the sweep at once."""
@@ -60,6 +60,11 @@ PARAMS = {
     "finetune_epochs": ParamSpec(int, 0, "epochs of per-task fine-tuning after the joint distillation "
                                  "(0 = none: one shared student)", low=0),
 }
+
+
+ARMS = ("finetune_epochs",)
+"""Settings whose every choice a sweep tries once first: with ``finetune_epochs: [0, 2]`` the shared student
+and its per-task fine-tuned copies both run (MKD's core ablation), whatever Optuna would sample."""
 
 
 def active(chosen: dict) -> set[str]:

@@ -97,6 +97,8 @@ class ProgressCallback(Callback):
         row.state, row.epoch, row.metric, row.best = "running", result["epoch"], result["metric"], result.get("best_metric")
         row.params = result.get("student_params", row.params)
         row.note = f"({result.get('examples_per_s', 0):.0f} ex/s)"
+        if "tasks_done" in result:  # a single-task method in a multi-task sweep: the macro of the tasks done
+            row.note = f"(after {result['tasks_done']} task(s), {result.get('examples_per_s', 0):.0f} ex/s)"
         self._show(row)
 
     def _ended(self, trials: list, trial) -> int:

@@ -19,7 +19,8 @@ _TUNE_KEYS = {"final", "checkpoint_dir", "checkpoint_path", "metric", "best_metr
               "train_loss", "train_seconds", "examples_per_s", "student_params", "student_params_non_embedding",
               "compression_ratio", "latency_ms", "start_epoch", "worker_pid", "trial_id", "training_iteration", "time_this_iter_s",
               "time_total_s", "timestamp", "date", "pid", "hostname", "node_ip", "done", "config",
-              "time_since_restore", "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint"}
+              "time_since_restore", "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint",
+              "tasks_done", "shared_params"}
 
 
 def flatten_settings(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -56,7 +57,8 @@ def record_from_result(trial_id: str, config: dict, results: list[dict], metric_
     best_epoch = last.get("best_epoch")
     best = next((r for r in reversed(epochs) if r.get("epoch") == best_epoch), epochs[-1] if epochs else {})
     metrics = {k: float(v) for k, v in best.items()  # transfer_* describe the training set, not dev
-               if k not in _TUNE_KEYS and not k.startswith("transfer_") and isinstance(v, (int, float))
+               if k not in _TUNE_KEYS and not k.startswith("transfer_") and not k.endswith("/best_epoch")
+               and "/transfer_" not in k and isinstance(v, (int, float))
                and not isinstance(v, bool)}
     status = "ERROR" if error else "TERMINATED" if last.get("final") else "RUNNING" if results else "PENDING"
     latency = next((r["latency_ms"] for r in reversed(results) if r.get("latency_ms") is not None), None)

@@ -205,6 +205,7 @@ def _task_by_task(module, trial: dict, context: MultiTaskContext, device: str) -
         macro = _macro(results, names)
         final = done == len(context.contexts)
         metrics = {**results, "epoch": done, "tasks_done": done, "metric": macro, MACRO: macro,
+                   "examples_per_s": keep_best.metrics.get("examples_per_s", 0.0),
                    "best_metric": macro, "best_epoch": done, "student_params": total_params,
                    "student_params_non_embedding": total_non_embedding,
                    "compression_ratio": sum(context.contexts[t].teacher_params for t in names) / total_params}
