@@ -1,5 +1,7 @@
 """Multi-task spaces (``tasks: [...]``): parsing, per-task teachers, skipped tasks and clear errors, without Ray."""
 
+from pathlib import Path
+
 import pytest
 
 from conftest import BASE, GLUE, TEACHER
@@ -22,8 +24,8 @@ def test_each_task_gets_its_ready_teacher_or_the_base_to_fine_tune():
     assert space.multi_task and space.tasks == ("sst2", "rte") and space.task == "sst2+rte"
     checked = check_multi_task_inputs(space, echo=lambda line: None)
     assert list(checked) == ["sst2", "rte"]
-    assert not checked["sst2"].fine_tune and checked["sst2"].inputs.teacher.path == str(TEACHER)
-    assert checked["rte"].fine_tune and checked["rte"].inputs.teacher.path == str(BASE)
+    assert not checked["sst2"].fine_tune and Path(checked["sst2"].inputs.teacher.path) == TEACHER.resolve()
+    assert checked["rte"].fine_tune and Path(checked["rte"].inputs.teacher.path) == BASE.resolve()
     assert len(checked["rte"].inputs.frames["train"]) == 32
     assert "multitask" not in checked["rte"].space.methods  # per-task spaces hold the single-task methods
 
@@ -75,7 +77,7 @@ def test_a_single_task_space_can_fine_tune_its_teacher_too():
                          "teacher": {"base": str(BASE), "fine_tune": True}, "methods": {"vanilla": {}},
                          "students": {"bilstm": {}}})
     inputs = check_inputs(space)  # the base has no RTE head yet: no label check
-    assert inputs.teacher.path == str(BASE)
+    assert Path(inputs.teacher.path) == BASE.resolve()
 
 
 def test_glue_tasks_default_to_the_hub_and_glue_all_lists_nine_tasks():

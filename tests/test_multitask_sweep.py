@@ -7,6 +7,7 @@ Checks the wiring (per-task metrics and sizes, the fronts, MLflow, the cache), n
 """
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -59,7 +60,7 @@ def test_teacher_stage_fine_tunes_once_and_caches(sweep):
     meta = json.loads((outcome.sweep_dir / "sweep.json").read_text())
     assert list(meta["tasks"]) == ["sst2", "stsb"] and meta["metric_name"] == "macro"
     assert meta["tasks"]["stsb"]["fine_tuned"]["cached"] is False and meta["tasks"]["sst2"]["fine_tuned"] is None
-    assert meta["tasks"]["sst2"]["teacher"]["path"] == str(TEACHER)
+    assert Path(meta["tasks"]["sst2"]["teacher"]["path"]) == TEACHER.resolve()
     teacher_macro = (meta["tasks"]["sst2"]["teacher"]["metric"] + meta["tasks"]["stsb"]["teacher"]["metric"]) / 2
     assert meta["teacher"]["metric"] == pytest.approx(teacher_macro)
 
