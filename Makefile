@@ -32,7 +32,7 @@ demo: setup
 	$(BIN)/raykd sweep --space $(SPACE)
 
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 bench: setup
 	$(BIN)/python benchmarks/trial_overhead.py

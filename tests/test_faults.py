@@ -24,7 +24,7 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module")
 def faulty_sweep(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("faults")
-    raw = tiny_space_raw({"name": "faults", "data.train_limit": 8000, "training.epochs": 3,
+    raw = tiny_space_raw({"name": "faults", "data.train_limit": 4000, "training.epochs": 3,
                           "budget.num_samples": 2, "budget.max_concurrent": 2})
     raw["students"]["bilstm"].update(lr=1.0e6)  # diverges within a few steps
     raw["students"]["transformer"].update(batch_size=8)  # epochs of several seconds: time to kill one
