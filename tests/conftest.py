@@ -154,3 +154,26 @@ def method_sweep(tmp_path_factory):
     finally:
         ray.shutdown()
     return storage, outcome, lines
+
+
+def token_batch(lengths: list[int], is_pair: bool = False, width: int | None = None, vocab: int = 50, pad: int = 0):
+    """A right-padded student batch ``(input_ids, attention_mask, token_type_ids)``, each ``[B, width]``, of
+    random ids in ``[1, vocab)`` (its own seeded generator); pairs split each row's length into a | b."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    width = width or max(lengths)
+    ids = torch.randint(1, vocab, (len(lengths), width), generator=gen)
+    mask, types = torch.zeros_like(ids), torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        mask[row, :n] = 1
+        if is_pair:
+            types[row, n // 2:n] = 1
+    return ids.masked_fill(mask == 0, pad), mask, types
+
+
+def pad_batch(batch, extra: int):
+    """``batch`` with ``extra`` more padding columns on the right."""
+    import torch
+
+    return tuple(torch.cat([t, torch.zeros(t.shape[0], extra, dtype=t.dtype)], dim=1) for t in batch)

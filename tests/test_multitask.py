@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import pad_batch, token_batch
 
 from raykd.data.encoding import EncodedSplit
 from raykd.distill.loop import LoopSettings
@@ -30,23 +31,6 @@ def _ctx(is_pair=False, num_labels=2, vocab_size=VOCAB, pad_token_id=PAD):
 
 
 CONTEXTS = {"single": _ctx(), "pair": _ctx(is_pair=True, num_labels=3), "score": _ctx(num_labels=1)}
-
-
-def _batch(lengths, is_pair=False, width=None):
-    """Right-padded batch; pairs split each row's length into [CLS] a [SEP] | b [SEP]."""
-    gen = torch.Generator().manual_seed(0)
-    width = width or max(lengths)
-    ids = torch.randint(1, VOCAB, (len(lengths), width), generator=gen)
-    mask, types = torch.zeros_like(ids), torch.zeros_like(ids)
-    for row, n in enumerate(lengths):
-        mask[row, :n] = 1
-        if is_pair:
-            types[row, n // 2:n] = 1
-    return ids.masked_fill(mask == 0, PAD), mask, types
-
-
-def _pad(batch, extra):
-    return tuple(torch.cat([t, torch.zeros(t.shape[0], extra, dtype=t.dtype)], dim=1) for t in batch)
 
 
 # the student
@@ -79,7 +63,7 @@ def test_tied_encoder_and_counts(family):
 def test_forward_is_the_task_model(family):
     model = build_multitask_student(family, TINY[family], CONTEXTS, init_from_teacher=False).eval()
     for task, ctx in CONTEXTS.items():
-        batch = _batch([7, 5, 4], is_pair=ctx.is_pair)
+        batch = token_batch([7, 5, 4], is_pair=ctx.is_pair)
         with torch.no_grad():
             logits = model(task, *batch)
             assert logits.shape == (3, ctx.num_labels)
@@ -90,7 +74,7 @@ def test_forward_is_the_task_model(family):
 
 def test_gradient_of_one_task_reaches_the_shared_encoder_only_with_its_head():
     model = build_multitask_student("bilstm", TINY["bilstm"], CONTEXTS, init_from_teacher=False)
-    model("score", *_batch([6, 3])).sum().backward()
+    model("score", *token_batch([6, 3])).sum().backward()
     assert model.task_model("single").lstm.weight_ih_l0.grad is not None
     assert model.task_model("score").head[0].weight.grad is not None
     assert model.task_model("single").head[0].weight.grad is None
@@ -111,9 +95,9 @@ def test_attention_pooling_shared_and_padding_invariant():
     assert "attention" in model.shared_names
     assert model.task_model("pair").attention is model.task_model("single").attention
     for task, ctx in CONTEXTS.items():
-        batch = _batch([9, 5, 4], is_pair=ctx.is_pair)
+        batch = token_batch([9, 5, 4], is_pair=ctx.is_pair)
         with torch.no_grad():
-            torch.testing.assert_close(model(task, *batch), model(task, *_pad(batch, 7)), rtol=0, atol=1e-6)
+            torch.testing.assert_close(model(task, *batch), model(task, *pad_batch(batch, 7)), rtol=0, atol=1e-6)
 
 
 def test_attention_pooling_only_when_chosen():

@@ -11,19 +11,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import pad_batch, token_batch
 
 from raykd.domains import Choice, Fixed, Range
 from raykd.errors import RaykdInputError
 from raykd.students import (
     ParamCount,
     StudentContext,
+    bilstm,
     build_student,
     count_parameters,
     load_student,
     save_student,
     student_spec,
+    transformer,
 )
-from raykd.students import bilstm, transformer
 
 MODELS = Path(__file__).resolve().parents[2] / "shared" / "models"
 TEACHER = MODELS / "minilm-sst2"
@@ -38,24 +40,6 @@ TINY = {
 
 def _ctx(is_pair=False, num_labels=2, **kw):
     return StudentContext(num_labels=num_labels, is_pair=is_pair, vocab_size=VOCAB, pad_token_id=PAD, max_length=16, **kw)
-
-
-def _batch(lengths, is_pair=False, width=None):
-    """Right-padded batch; pairs split each row's length into [CLS] a [SEP] | b [SEP]."""
-    torch.manual_seed(0)
-    width = width or max(lengths)
-    ids = torch.randint(1, VOCAB, (len(lengths), width))
-    mask = torch.zeros_like(ids)
-    types = torch.zeros_like(ids)
-    for row, n in enumerate(lengths):
-        mask[row, :n] = 1
-        if is_pair:
-            types[row, n // 2 : n] = 1
-    return ids.masked_fill(mask == 0, PAD), mask, types
-
-
-def _pad(batch, extra):
-    return tuple(torch.cat([t, torch.zeros(t.shape[0], extra, dtype=t.dtype)], dim=1) for t in batch)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +64,7 @@ def teacher_ctx():
 @pytest.mark.parametrize("num_labels", [1, 3])
 def test_output_shape(family, is_pair, num_labels):
     model = build_student(family, TINY[family], _ctx(is_pair, num_labels))
-    logits = model(*_batch([9, 5, 4], is_pair))
+    logits = model(*token_batch([9, 5, 4], is_pair))
     assert isinstance(logits, torch.Tensor) and logits.shape == (3, num_labels)
     assert torch.isfinite(logits).all()
 
@@ -91,9 +75,9 @@ def test_output_shape(family, is_pair, num_labels):
 def test_bilstm_padding_invariance(is_pair, pooling, num_layers):
     params = dict(TINY["bilstm"], pooling=pooling, num_layers=num_layers)
     model = build_student("bilstm", params, _ctx(is_pair)).eval()
-    batch = _batch([9, 5, 4], is_pair)
+    batch = token_batch([9, 5, 4], is_pair)
     with torch.no_grad():
-        torch.testing.assert_close(model(*batch), model(*_pad(batch, 7)), rtol=0, atol=1e-6)
+        torch.testing.assert_close(model(*batch), model(*pad_batch(batch, 7)), rtol=0, atol=1e-6)
         # a row alone gives the logits it gets in the padded batch
         alone = tuple(t[1:2, :5] for t in batch)
         torch.testing.assert_close(model(*alone), model(*batch)[1:2], rtol=0, atol=1e-6)
@@ -246,7 +230,7 @@ def test_save_load_round_trip(family, tmp_path):
     spec = student_spec(family, params, ctx)
     save_student(model, spec, tmp_path / "student")
     loaded = load_student(tmp_path / "student")
-    batch = _batch([9, 5, 4], is_pair=True)
+    batch = token_batch([9, 5, 4], is_pair=True)
     assert not loaded.training
     with torch.no_grad():
         assert torch.equal(loaded(*batch), model(*batch))
