@@ -10,7 +10,6 @@ BIN := $(VENV)/bin
 # a newer release with several GB of CUDA packages. Override for a GPU box: make TORCH=torch==2.13.0+cu128
 TORCH ?= torch==2.13.0
 SPACE ?= search_spaces/sst2_demo.yaml
-TEST_TMP ?= /tmp/raykd-tests-$(shell id -u)
 
 # No model or dataset hub here: everything reads local folders. Token auth off for the local Ray.
 export HF_HUB_OFFLINE := 1
@@ -32,18 +31,8 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/raykd sweep --space $(SPACE)
 
-# Two tiers side by side: the Ray tier (real local Ray sweeps, `-m ray`) mostly waits on process
-# start-up and Ray's scheduling (about 30% of two cores), so the CPU-bound unit and integration tier
-# runs beside it in a second pytest process; its report is printed after the Ray tier's. Both must pass.
 test: setup
-	@$(BIN)/python -m pytest -m "not ray" -p no:cacheprovider --basetemp=$(TEST_TMP)-unit --durations=5 \
-		> $(TEST_TMP).unit.log 2>&1 & unit=$$!; \
-	$(BIN)/python -m pytest -m ray --basetemp=$(TEST_TMP)-ray --durations=15; ray_rc=$$?; \
-	wait $$unit; unit_rc=$$?; \
-	echo "---------------- unit and integration tier (-m 'not ray'), run alongside ----------------"; \
-	cat $(TEST_TMP).unit.log; \
-	echo "ray tier exit $$ray_rc, unit tier exit $$unit_rc"; \
-	test $$ray_rc -eq 0 -a $$unit_rc -eq 0
+	$(BIN)/python -m pytest --durations=15
 
 bench: setup
 	$(BIN)/python benchmarks/trial_overhead.py
