@@ -69,7 +69,7 @@ def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], stora
     checked, fine_tuned = _fine_tune_teachers(space, checked, cache, echo)
     contexts, tasks = {}, {}
     for name, c in checked.items():
-        _low_data(c.space, c.inputs, _Echo(echo, name))
+        _low_data(c.space, c.inputs, lambda line, name=name: echo(f"{name}: {line}"))
         stage = build_stage(c.space, c.inputs, cache, device=device, progress=progress)
         task = c.inputs.task
         echo(f"teacher for {name}: {task.primary_metric} {stage.teacher.metric:.4f} on {task.eval_splits[0]}, "
@@ -95,13 +95,6 @@ def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], stora
     meta = {"tasks": tasks, "teacher": teacher.to_dict(),
             "baseline": {MACRO: sum(v["baseline"] for v in tasks.values()) / n}}
     return MultiTaskContext(contexts=contexts), meta
-
-
-class _Echo:
-    """Prefix a task's lines with its name (``sst2: low-data training set ...``)."""
-
-    def __init__(self, echo: Callable[[str], Any], name: str):
-        self.echo, self.name = (lambda line: echo(f"{name}: {line}")), name
 
 
 def task_infos(meta: dict) -> list:

@@ -172,7 +172,7 @@ def _transfer_source(space: SweepConfig, inputs, stage, cache: Path):
                           num_labels=inputs.task.num_labels, ood_text=paths.get("ood", (None,))[0])
 
 
-def _low_data(space: SweepConfig, inputs, options: SweepOptions) -> dict:
+def _low_data(space: SweepConfig, inputs, echo: Callable[[str], Any]) -> dict:
     """Say and return the low-data sample (``data.train_size``): its size and labels; {} without one."""
     size = space.data.train_size
     if size is None or "train" not in inputs.frames:
@@ -181,7 +181,7 @@ def _low_data(space: SweepConfig, inputs, options: SweepOptions) -> dict:
     per_label = "" if inputs.task.is_regression else "; per label " + ", ".join(
         f"{label}: {count}" for label, count in sorted(frame["label"].value_counts().items()))
     what = f"{size} per class" if isinstance(size, int) else f"{size:g} of the training set"
-    options.echo(f"low-data training set: {len(frame):,} examples ({what}, seed {space.seed}{per_label})")
+    echo(f"low-data training set: {len(frame):,} examples ({what}, seed {space.seed}{per_label})")
     return {"train_size": size, "train_examples": len(frame)}
 
 
@@ -237,7 +237,7 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
         meta = {"name": space.name, "task": "+".join(names), "metric_name": "macro", "num_samples": num_samples,
                 **task_meta}
     else:
-        low_data = _low_data(space, inputs, options)
+        low_data = _low_data(space, inputs, options.echo)
         stage = _stage(space, inputs, storage, options)
         params = {"task": inputs.task.name, "teacher": stage.teacher.path, "num_samples": num_samples, **low_data}
         meta = {"name": space.name, "task": inputs.task.name, "metric_name": inputs.task.primary_metric,

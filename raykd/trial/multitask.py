@@ -43,9 +43,9 @@ from raykd.distill.checkpoint import save_checkpoint
 from raykd.distill.evaluate import evaluate_splits, measure_latency
 from raykd.distill.loop import LoopState, fit
 from raykd.registry import METHODS
-from raykd.students import StudentContext, build_student, count_parameters, student_spec
+from raykd.students import build_student, count_parameters, student_spec
 from raykd.trial.plan import TrialContext
-from raykd.trial.worker import _data_free_trainer, _training_set, _value, loop_settings
+from raykd.trial.worker import _data_free_trainer, _training_set, _value, loop_settings, student_context
 
 __all__ = ["MultiTaskContext", "train_fn_multi_task", "MACRO"]
 
@@ -103,13 +103,6 @@ class BestEpoch:
         return {k: v for k, v in self.metrics.items() if k in _dev_keys(self.metrics)}
 
 
-def _student_context(context: TrialContext) -> StudentContext:
-    return StudentContext(num_labels=context.task.num_labels, is_pair=context.task.is_pair,
-                          vocab_size=int(context.teacher_config["vocab_size"]), pad_token_id=context.pad_id,
-                          max_length=context.max_length, teacher_path=context.teacher_path,
-                          teacher_config=context.teacher_config)
-
-
 def _family_params(trial: dict) -> dict:
     return {k: v for k, v in trial[trial["student"]].items() if k != "training"}
 
@@ -165,7 +158,7 @@ def _task_by_task(module, trial: dict, context: MultiTaskContext, device: str) -
     latency = None
     for done, (name, ctx) in enumerate(context.contexts.items(), start=1):
         evals = {split: EncodedSplit.load(path) for split, path in ctx.eval_caches.items()}
-        sctx = _student_context(ctx)
+        sctx = student_context(ctx)
         torch.manual_seed(ctx.seed)
         model = build_student(family, params, sctx)
         spec = student_spec(family, params, sctx)
@@ -230,7 +223,7 @@ def _joint(module, trial: dict, context: MultiTaskContext, device: str) -> None:
     method_params = trial.get(trial["method"], {})
     tasks = list(context.contexts)
     first = context.first
-    sctxs = {t: _student_context(c) for t, c in context.contexts.items()}
+    sctxs = {t: student_context(c) for t, c in context.contexts.items()}
     model = build_multitask_student(family, params, sctxs, seed=first.seed).to(device)
     specs = {t: student_spec(family, params, s) for t, s in sctxs.items()}
     trains = {t: EncodedSplit.load(c.train_cache) for t, c in context.contexts.items()}

@@ -33,7 +33,7 @@ from raykd.registry import METHODS
 from raykd.students import StudentContext, build_student, count_parameters, student_spec
 from raykd.trial.plan import TrialContext
 
-__all__ = ["train_fn_per_worker", "loop_settings"]
+__all__ = ["train_fn_per_worker", "loop_settings", "student_context"]
 
 PAUSE_ENV = "RAYKD_PAUSE_AFTER_EPOCH_S"
 
@@ -49,13 +49,18 @@ def loop_settings(trial: dict[str, Any], context: TrialContext, device: str) -> 
                         grad_clip=float(value("grad_clip")), seed=context.seed, device=device, amp=amp)
 
 
+def student_context(context: TrialContext) -> StudentContext:
+    """What a student of this trial's task needs to know (labels, pairs, the teacher's vocabulary)."""
+    return StudentContext(num_labels=context.task.num_labels, is_pair=context.task.is_pair,
+                          vocab_size=int(context.teacher_config["vocab_size"]), pad_token_id=context.pad_id,
+                          max_length=context.max_length, teacher_path=context.teacher_path,
+                          teacher_config=context.teacher_config)
+
+
 def _student(trial: dict, context: TrialContext):
     family = trial["student"]
     params = {k: v for k, v in trial[family].items() if k != "training"}
-    ctx = StudentContext(num_labels=context.task.num_labels, is_pair=context.task.is_pair,
-                         vocab_size=int(context.teacher_config["vocab_size"]), pad_token_id=context.pad_id,
-                         max_length=context.max_length, teacher_path=context.teacher_path,
-                         teacher_config=context.teacher_config)
+    ctx = student_context(context)
     spec = student_spec(family, params, ctx)
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
