@@ -121,6 +121,35 @@ def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.5, proces
 
 
 @pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory) -> Path:
+    """A raykd cache folder holding the teacher's soft targets for the tiny SST-2 space, built once.
+
+    Seven tests run that space (2,000 training and 872 dev sentences through the real teacher, about
+    15 s each time on two cores). They share this cache as sweeps sharing one storage folder do: the
+    first build is the real stage; the rest read it back by the same key. Sweeps reach it through
+    :func:`storage_with_cache`; stage-level tests pass it to ``build_stage`` directly.
+    """
+    from raykd.checks import check_inputs
+    from raykd.config import parse_space
+    from raykd.sweep.stage import build_stage
+
+    cache = tmp_path_factory.mktemp("tiny-cache")
+    space = parse_space(tiny_space_raw())
+    build_stage(space, check_inputs(space), cache, progress=False)
+    return cache
+
+
+def storage_with_cache(storage: Path, cache: Path) -> Path:
+    """Create the sweep storage folder ``storage`` with its ``cache/`` linked to the shared ``cache``.
+
+    Everything else a sweep writes there (sweep folders, ``mlflow.db``) stays the test's own.
+    """
+    storage.mkdir(parents=True, exist_ok=True)
+    (storage / "cache").symlink_to(cache, target_is_directory=True)
+    return storage
+
+
+@pytest.fixture(scope="session")
 def method_sweep(tmp_path_factory):
     """One real 4-trial sweep shared by the data-free and low-data Ray tests (one Ray start, two waves).
 
@@ -129,9 +158,11 @@ def method_sweep(tmp_path_factory):
     generation (augment none and tang), which ask for the same generated set at the same time.
 
     Returns:
-        ``(storage, outcome, lines)``: the storage folder, the :class:`SweepOutcome`, printed lines.
+        ``(storage, outcome, lines, actors)``: the storage folder, the :class:`SweepOutcome`, printed
+        lines, and the class names of every actor the local Ray instance ran.
     """
     import ray
+    from ray.util.state import list_actors
 
     from raykd.config import parse_space
     from raykd.sweep.run import SweepOptions, run_sweep
@@ -151,9 +182,10 @@ def method_sweep(tmp_path_factory):
     lines = []
     try:
         outcome = run_sweep(parse_space(raw), SweepOptions(storage=str(storage), num_cpus=2, echo=lines.append))
+        actors = {a.class_name for a in list_actors(limit=10_000)}  # dead ones included
     finally:
         ray.shutdown()
-    return storage, outcome, lines
+    return storage, outcome, lines, actors
 
 
 def token_batch(lengths: list[int], is_pair: bool = False, width: int | None = None, vocab: int = 50, pad: int = 0):

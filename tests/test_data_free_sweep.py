@@ -15,7 +15,7 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module")
 def sweep(method_sweep):
     """The data-free half of the shared 4-trial sweep (conftest.method_sweep); generation runs beside them."""
-    storage, outcome, _ = method_sweep
+    storage, outcome, _, _ = method_sweep
     outcome = type(outcome)(outcome.sweep_dir, [r for r in outcome.records if r.method in DATA_FREE], outcome.report)
     return storage, outcome
 

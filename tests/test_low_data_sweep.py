@@ -16,7 +16,7 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module")
 def sweep(method_sweep):
     """The generation half of the shared 4-trial sweep (conftest.method_sweep)."""
-    storage, outcome, lines = method_sweep
+    storage, outcome, lines, _ = method_sweep
     outcome = type(outcome)(outcome.sweep_dir, [r for r in outcome.records if r.method == "generation"],
                             outcome.report)
     return storage, outcome, lines
