@@ -183,7 +183,8 @@ class ResourcesConfig:
         gpus_per_worker: GPUs per worker (fractions allowed); > 0 means ``use_gpu``.
         worker_resources: custom Ray resources per worker (``{raykd_gpu: 1}``), to place
             workers on the node types that advertise them.
-        max_failures: retries of a trial's workers after a worker is lost.
+        max_failures: retries of a trial's workers after a worker is lost or fails; a one-worker trial
+            whose loss diverged fails at once (a retry would diverge again).
     """
 
     num_workers: int = 1

@@ -16,7 +16,8 @@ import ray.tune
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from raykd.trial.worker import train_fn_per_worker
+from raykd.errors import NonFiniteLossError
+from raykd.trial.worker import FAILED_KEY, train_fn_per_worker
 
 __all__ = ["run_trial", "scaling_config"]
 
@@ -32,6 +33,10 @@ def scaling_config(context) -> ray.train.ScalingConfig:
 
 def run_trial(config: dict[str, Any], context) -> None:
     """Tune trainable: distil one student (one per task, or one multi-task student) with the trial's settings.
+
+    Raises:
+        NonFiniteLossError: the student's loss diverged (the worker returned instead of raising, so
+            Ray Train did not retry it).
 
     Args:
         config: the settings Optuna sampled for this trial (nested by ``/``).
@@ -55,6 +60,8 @@ def run_trial(config: dict[str, Any], context) -> None:
         ),
     )
     result = trainer.fit()
+    if isinstance(result.return_value, dict) and FAILED_KEY in result.return_value:
+        raise NonFiniteLossError(result.return_value[FAILED_KEY])  # Tune marks the trial failed with it
     best = result.get_best_checkpoint(metric="metric", mode="max")
     final = {**(result.metrics or {}), "checkpoint_dir": best.path if best else None, "final": True}
     ray.tune.report(final)

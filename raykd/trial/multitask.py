@@ -45,7 +45,8 @@ from raykd.distill.loop import LoopState, fit
 from raykd.registry import METHODS
 from raykd.students import build_student, count_parameters, student_spec
 from raykd.trial.plan import TrialContext
-from raykd.trial.worker import _data_free_trainer, _training_set, _value, loop_settings, student_context
+from raykd.trial.worker import (_data_free_trainer, _training_set, _value, fails_without_retry, loop_settings,
+                                student_context)
 
 __all__ = ["MultiTaskContext", "train_fn_multi_task", "MACRO"]
 
@@ -118,8 +119,9 @@ def _macro(results: dict[str, float], tasks) -> float:
     return float(sum(results[f"{t}/metric"] for t in tasks) / len(tasks))
 
 
+@fails_without_retry
 def train_fn_multi_task(config: dict[str, Any]) -> None:
-    """Ray Train worker entry point of a multi-task sweep's trial (one worker).
+    """Ray Train worker entry point of a multi-task sweep's trial (one worker; see :func:`fails_without_retry`).
 
     Args:
         config: ``{"trial": resolved trial settings, "context": MultiTaskContext}``.

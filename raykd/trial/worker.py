@@ -33,9 +33,40 @@ from raykd.registry import METHODS
 from raykd.students import StudentContext, build_student, count_parameters, student_spec
 from raykd.trial.plan import TrialContext
 
-__all__ = ["train_fn_per_worker", "loop_settings", "student_context"]
+__all__ = ["train_fn_per_worker", "loop_settings", "student_context", "fails_without_retry", "FAILED_KEY"]
 
 PAUSE_ENV = "RAYKD_PAUSE_AFTER_EPOCH_S"
+
+FAILED_KEY = "raykd_failed"
+"""Key of the value a one-worker trial's train function returns when its loss diverged."""
+
+
+def fails_without_retry(train_fn):
+    """Wrap a Ray Train worker function so a diverged loss fails the trial without a Train retry.
+
+    Ray Train retries a worker group after *any* worker error (``FailureConfig.max_failures``),
+    so a trial whose loss became NaN or infinite would start again from its last checkpoint and
+    diverge again. With one worker, the wrapped function instead returns
+    ``{FAILED_KEY: "<the error's message>"}`` and the trial's driver
+    (:func:`raykd.trial.driver.run_trial`) raises :class:`~raykd.errors.NonFiniteLossError`
+    with it, so Tune marks the trial failed at once and ``max_failures`` is left for lost workers.
+    With several workers the error is raised as before: a rank returning early would leave the
+    others waiting in a collective, and Ray Train's teardown is what releases them.
+    """
+    import functools
+
+    from raykd.errors import NonFiniteLossError
+
+    @functools.wraps(train_fn)
+    def wrapped(config: dict[str, Any]):
+        try:
+            return train_fn(config)
+        except NonFiniteLossError as error:
+            if ray.train.get_context().get_world_size() > 1:
+                raise
+            return {FAILED_KEY: str(error)}
+
+    return wrapped
 
 
 def loop_settings(trial: dict[str, Any], context: TrialContext, device: str) -> LoopSettings:
@@ -71,8 +102,9 @@ def _student(trial: dict, context: TrialContext):
     return model, spec, state
 
 
+@fails_without_retry
 def train_fn_per_worker(config: dict[str, Any]) -> None:
-    """Ray Train worker entry point.
+    """Ray Train worker entry point (a diverged loss ends it: see :func:`fails_without_retry`).
 
     Args:
         config: ``{"trial": resolved trial settings, "context": TrialContext}``.
