@@ -6,6 +6,10 @@ their own ports; ``mlflow server`` runs with a SQLite backend. A 2-trial sweep a
 ``--address`` and tracks to the server with ``--mlflow-uri``; the space asks for one
 ``raykd_worker`` per Train worker, so every trial must train on the second node. Both nodes and
 the server are stopped at the end, also when a test fails.
+
+This sweep is also the suite's check of an ordinary sweep's output (trials, the front, the
+checkpoints, each trial's MLflow run, ``raykd report``); a sweep on a local instance is covered by
+the fault, resume, method and multi-task sweeps.
 """
 
 import csv
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, raykd_process, tiny_space_raw, trial_results, wait_for, write_space
+from conftest import REPO, raykd_process, storage_with_cache, tiny_space_raw, trial_results, wait_for, write_space
 
 pytestmark = pytest.mark.ray
 
@@ -57,6 +61,10 @@ def cluster(tmp_path_factory):
     common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     started = []
     try:
+        mlflow_port = agents[8]  # the server starts while the Ray nodes do
+        started.append(_start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+                               "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+                               "--artifacts-destination", str(tmp / "mlartifacts")], tmp / "mlflow.txt"))
         head = _start([str(BIN / "ray"), "start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}",
                        "--dashboard-host=127.0.0.1", f"--ray-client-server-port={client}", "--num-cpus=1",
                        '--resources={"raykd_head": 1}', f"--dashboard-agent-listen-port={agents[0]}",
@@ -70,11 +78,6 @@ def cluster(tmp_path_factory):
                          f"--runtime-env-agent-port={agents[7]}", *common], tmp / "worker.txt")
         started.append(worker)
         assert worker.wait(timeout=120) == 0, (tmp / "worker.txt").read_text()
-        mlflow_port = agents[8]
-        server = _start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
-                         "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
-                         "--artifacts-destination", str(tmp / "mlartifacts")], tmp / "mlflow.txt")
-        started.append(server)
         wait_for(lambda: _healthy(f"http://127.0.0.1:{mlflow_port}"), 90, "the MLflow server")
         yield tmp, f"127.0.0.1:{gcs}", f"http://127.0.0.1:{mlflow_port}"
     finally:
@@ -102,10 +105,11 @@ def _nodes(address: str) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def sweep(cluster):
+def sweep(cluster, tiny_cache):
     tmp, address, mlflow_uri = cluster
     raw = tiny_space_raw({"name": "cluster", "resources.worker_resources": {"raykd_worker": 1}})
     space = write_space(tmp / "cluster.yaml", raw)
+    storage_with_cache(tmp / "runs", tiny_cache)
     started = time.monotonic()
     process = raykd_process(["sweep", "--space", str(space), "--storage", str(tmp / "runs"), "--address", address,
                              "--mlflow-uri", mlflow_uri], tmp / "sweep.txt")
@@ -130,11 +134,30 @@ def test_both_trials_finish_on_the_node_the_resources_name(sweep):
     tmp, address, _, sweep_dir = sweep
     rows = list(csv.DictReader(open(sweep_dir / "trials.csv")))
     assert [r["status"] for r in rows] == ["TERMINATED", "TERMINATED"]
-    assert list(csv.DictReader(open(sweep_dir / "pareto.csv")))
     worker_node = next(node for node, res in _nodes(address).items() if "raykd_worker" in res)
     for trial, results in trial_results(sweep_dir).items():
         assert {r["node_id"] for r in results if "node_id" in r} == {worker_node}, trial
     assert "running 2 trials" in (tmp / "sweep.txt").read_text()
+
+
+def test_trials_have_sizes_checkpoints_and_a_front(sweep):
+    from raykd.students import load_student
+
+    tmp, _, _, sweep_dir = sweep
+    rows = list(csv.DictReader(open(sweep_dir / "trials.csv")))
+    assert {r["student"] for r in rows} <= {"bilstm", "transformer"}
+    for row in rows:
+        params = int(row["student_params"])
+        assert 0.5 < float(row["metric"]) <= 1 and params > 0 and float(row["latency_ms"]) > 0
+        assert float(row["compression_ratio"]) == pytest.approx(22_713_986 / params)
+        # the best epoch's checkpoint rebuilds the student without the teacher
+        student = load_student(row["checkpoint_dir"])
+        assert sum(p.numel() for p in student.parameters()) == params
+    front = list(csv.DictReader(open(sweep_dir / "pareto.csv")))
+    assert 1 <= len(front) <= 2 and {r["trial_id"] for r in front} <= {r["trial_id"] for r in rows}
+    assert (sweep_dir / "pareto.png").stat().st_size > 1000
+    output = (tmp / "sweep.txt").read_text()
+    assert "finished" in output and "Pareto front" in output
 
 
 def test_runs_are_on_the_tracking_server(sweep):
@@ -148,11 +171,36 @@ def test_runs_are_on_the_tracking_server(sweep):
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    rows = list(csv.DictReader(open(sweep_dir / "trials.csv")))
+    assert {c.data.tags["raykd.trial_id"] for c in children} == {r["trial_id"] for r in rows}
     assert all(c.info.artifact_uri.startswith("mlflow-artifacts:") for c in children)  # the server stores them
-    files = {a.path for a in client.list_artifacts(children[0].info.run_id, "student")}
-    assert "student/student.safetensors" in files
-    assert {"pareto.csv", "pareto.png"} <= {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    for child in children:
+        assert {"best_metric", "student_params", "compression_ratio", "latency_ms"} <= set(child.data.metrics)
+        assert "student" in child.data.params and "vanilla/kd_loss" in child.data.params
+        assert len(client.get_metric_history(child.info.run_id, "metric")) == 2  # one per epoch
+        files = {a.path for a in client.list_artifacts(child.info.run_id, "student")}
+        assert "student/student.safetensors" in files and "student/student.json" in files
+        assert "student/train_state.pt" not in files  # optimiser state stays in the sweep's storage
+    parent_files = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"trials.csv", "pareto.csv", "pareto.png", "space.yaml"} <= parent_files
+    assert "hypervolume" in parents[0].data.metrics
     assert not (sweep_dir.parent / "mlflow.db").exists()  # nothing went to a local store
+
+
+def test_report_re_renders_a_finished_sweep(sweep):
+    from click.testing import CliRunner
+
+    from raykd.cli import main
+
+    *_, sweep_dir = sweep
+    before = (sweep_dir / "pareto.csv").read_text()
+    (sweep_dir / "pareto.csv").unlink()
+    result = CliRunner().invoke(main, ["report", str(sweep_dir)])  # reads the server's runs again
+    assert result.exit_code == 0, result.output
+    assert (sweep_dir / "pareto.csv").read_text() == before  # MLflow run ids included
+    assert "2 trials finished, 0 failed" in result.output
+    offline = CliRunner().invoke(main, ["report", str(sweep_dir), "--no-mlflow"])
+    assert offline.exit_code == 0 and "2 trials finished" in offline.output
 
 
 def test_unreachable_tracking_server_stops_before_anything_runs(tmp_path):

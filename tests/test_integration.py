@@ -21,10 +21,10 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stage(tmp_path_factory):
+def stage(tiny_cache):
     space = parse_space(tiny_space_raw())
     inputs = check_inputs(space)
-    built = build_stage(space, inputs, tmp_path_factory.mktemp("cache"), progress=False)
+    built = build_stage(space, inputs, tiny_cache, progress=False)
     return space, inputs, built
 
 

@@ -14,19 +14,21 @@ import signal
 
 import pytest
 
-from conftest import latest_checkpoints, raykd_process, tiny_space_raw, trial_results, wait_for, write_space
+from conftest import (latest_checkpoints, raykd_process, storage_with_cache, tiny_space_raw, trial_results, wait_for,
+                      write_space)
 from raykd.trial.worker import PAUSE_ENV
 
 pytestmark = pytest.mark.ray
 
 
 @pytest.fixture(scope="module")
-def resumed(tmp_path_factory):
+def resumed(tmp_path_factory, tiny_cache):
     tmp = tmp_path_factory.mktemp("resume")
     raw = tiny_space_raw({"name": "resume", "training.epochs": 3, "budget.num_samples": 3,
                           "budget.max_concurrent": 2})
     space = write_space(tmp / "resume.yaml", raw)
     log = tmp / "first.txt"
+    storage_with_cache(tmp / "runs", tiny_cache)
     # workers pause 2 s after each epoch, so the kill below finds a trial between checkpoints
     first = raykd_process(["sweep", "--space", str(space), "--storage", str(tmp / "runs")], log,
                           env={**os.environ, PAUSE_ENV: "2"})
