@@ -36,6 +36,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/trial_overhead.py
+	$(BIN)/python benchmarks/trial_startup.py
 	$(BIN)/python benchmarks/token_sampling.py
 	$(BIN)/python benchmarks/transfer_cache.py
 	$(BIN)/python benchmarks/multitask_loop.py

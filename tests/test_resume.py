@@ -20,11 +20,13 @@ from raykd.trial.worker import PAUSE_ENV
 
 pytestmark = pytest.mark.ray
 
+EPOCHS = 2  # the kill comes after epoch 1's checkpoint; the resumed trial must train only epoch 2
+
 
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory, tiny_cache):
     tmp = tmp_path_factory.mktemp("resume")
-    raw = tiny_space_raw({"name": "resume", "training.epochs": 3, "budget.num_samples": 3,
+    raw = tiny_space_raw({"name": "resume", "training.epochs": EPOCHS, "budget.num_samples": 3,
                           "budget.max_concurrent": 2})
     space = write_space(tmp / "resume.yaml", raw)
     log = tmp / "first.txt"
@@ -39,8 +41,8 @@ def resumed(tmp_path_factory, tiny_cache):
         def one_finished_one_running():
             results = trial_results(sweep_dir)
             done = {t for t, rows in results.items() if any(r.get("final") for r in rows)}
-            # committed a checkpoint for epoch 1 or 2 of 3: must continue from it after the resume
-            running = {t for t, m in latest_checkpoints(sweep_dir).items() if t not in done and m["epoch"] < 3}
+            # committed a checkpoint before its last epoch: must continue from it after the resume
+            running = {t for t, m in latest_checkpoints(sweep_dir).items() if t not in done and m["epoch"] < EPOCHS}
             return (done, running) if done and running else None
 
         finished, running = wait_for(one_finished_one_running, 400, "a finished and a running trial", poll_s=0.2,
@@ -73,7 +75,7 @@ def test_unfinished_trial_restarts_from_its_checkpoint(resumed):
     _, sweep_dir, _, running, _, reported = resumed
     for trial in running:
         results = trial_results(sweep_dir)[trial]  # what the trial reported after the resume
-        assert results[-1]["final"] and results[-1]["epoch"] == 3
+        assert results[-1]["final"] and results[-1]["epoch"] == EPOCHS
         # Train resumed from the checkpoint committed before the kill (start_epoch), not from scratch,
         # and trained only the epochs after it
         start = results[-1]["start_epoch"]
