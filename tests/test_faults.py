@@ -2,12 +2,11 @@
 
 One 2-trial sweep on a local Ray instance: BiLSTM trials train at a learning rate that makes the
 loss infinite (NonFiniteLossError, which fails the trial without a Ray Train retry), transformer
-trials train normally, and the test kills the
-running transformer trial's Ray Train worker process (SIGKILL) as soon as Ray Train has committed
-its first epoch's checkpoint, i.e. while it trains epoch 2. The
-diverged trial must end as failed with its reason in trials.csv and in its MLflow run (FAILED);
-the killed one must be retried by Ray Train from its last checkpoint and finish; the sweep must
-finish and report the others.
+trials train normally, and the test kills the running transformer trial's Ray Train worker process
+(SIGKILL) as soon as Ray Train has committed its first epoch's checkpoint, i.e. while it trains
+epoch 2. The diverged trial must end as failed with its reason in trials.csv and in its MLflow
+run (FAILED); the killed one must be retried by Ray Train from its last checkpoint and finish;
+the sweep must finish and report the others.
 """
 
 import csv
