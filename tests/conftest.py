@@ -121,13 +121,13 @@ def wait_for(condition, timeout_s: float, what: str, poll_s: float = 0.5, proces
 
 
 @pytest.fixture(scope="session")
-def tiny_cache(tmp_path_factory) -> Path:
-    """A raykd cache folder holding the teacher's soft targets for the tiny SST-2 space, built once.
+def tiny_stage(tmp_path_factory):
+    """The teacher stage of the tiny SST-2 space, built once: ``(space, inputs, stage, cache folder)``.
 
-    Seven tests run that space (2,000 training and 872 dev sentences through the real teacher, about
-    15 s each time on two cores). They share this cache as sweeps sharing one storage folder do: the
-    first build is the real stage; the rest read it back by the same key. Sweeps reach it through
-    :func:`storage_with_cache`; stage-level tests pass it to ``build_stage`` directly.
+    Five tests run that space (2,000 training and 872 dev sentences through the real teacher, about
+    15 s each time on two cores). They share this stage and its cache as sweeps sharing one storage
+    folder do: this build is the real stage; sweeps read its cache back by the same key through
+    :func:`storage_with_cache`.
     """
     from raykd.checks import check_inputs
     from raykd.config import parse_space
@@ -135,8 +135,14 @@ def tiny_cache(tmp_path_factory) -> Path:
 
     cache = tmp_path_factory.mktemp("tiny-cache")
     space = parse_space(tiny_space_raw())
-    build_stage(space, check_inputs(space), cache, progress=False)
-    return cache
+    inputs = check_inputs(space)
+    return space, inputs, build_stage(space, inputs, cache, progress=False), cache
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tiny_stage) -> Path:
+    """The cache folder of :func:`tiny_stage` (the teacher's soft targets for the tiny SST-2 space)."""
+    return tiny_stage[3]
 
 
 def storage_with_cache(storage: Path, cache: Path) -> Path:

@@ -6,11 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import tiny_space_raw
-from raykd.checks import check_inputs
-from raykd.config import parse_space
-from raykd.sweep.stage import build_stage
-
 pytestmark = pytest.mark.ray
 
 
@@ -50,14 +45,12 @@ def _ddp_worker(config):
                                                   + ",".join(map(str, first_epoch)) + f" {state.best_metric}")
 
 
-def test_two_workers_stay_in_sync_on_disjoint_shards_and_learn(tmp_path, tiny_cache):
+def test_two_workers_stay_in_sync_on_disjoint_shards_and_learn(tmp_path, tiny_stage):
     import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    space = parse_space(tiny_space_raw())
-    inputs = check_inputs(space)
-    built = build_stage(space, inputs, tiny_cache, progress=False)
+    _, inputs, built, _ = tiny_stage
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:

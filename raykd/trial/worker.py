@@ -12,6 +12,7 @@ two checkpoints long enough to kill its worker or its driver there, however fast
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,7 @@ from raykd.distill.checkpoint import load_checkpoint, save_checkpoint
 from raykd.distill.evaluate import evaluate_splits, measure_latency
 from raykd.datafree.loop import fit_data_free
 from raykd.distill.loop import LoopSettings, fit
+from raykd.errors import NonFiniteLossError
 from raykd.registry import METHODS
 from raykd.students import StudentContext, build_student, count_parameters, student_spec
 from raykd.trial.plan import TrialContext
@@ -53,10 +55,6 @@ def fails_without_retry(train_fn):
     With several workers the error is raised as before: a rank returning early would leave the
     others waiting in a collective, and Ray Train's teardown is what releases them.
     """
-    import functools
-
-    from raykd.errors import NonFiniteLossError
-
     @functools.wraps(train_fn)
     def wrapped(config: dict[str, Any]):
         try:
