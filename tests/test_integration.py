@@ -21,10 +21,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stage(tiny_cache):
-    space = parse_space(tiny_space_raw())
-    inputs = check_inputs(space)
-    built = build_stage(space, inputs, tiny_cache, progress=False)
+def stage(tiny_stage):
+    space, inputs, built, _ = tiny_stage
     return space, inputs, built
 
 
@@ -55,7 +53,12 @@ def test_one_trial_beats_the_majority_baseline(stage, tmp_path):
     trainer = TorchTrainer(train_fn_per_worker, train_loop_config={"trial": trial, "context": context},
                            scaling_config=ScalingConfig(num_workers=0),
                            run_config=RunConfig(name="one-trial", storage_path=str(tmp_path)))
-    result = trainer.fit()
+    import ray
+
+    try:
+        result = trainer.fit()
+    finally:
+        ray.shutdown()  # fit() may start Ray itself; a later sweep must start its own instance
     metrics = result.metrics
     print(f"student dev accuracy {metrics['best_metric']:.4f} vs majority {built.baseline['accuracy']:.4f}")
     assert metrics["epoch"] == 3
