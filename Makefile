@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up .venv, then run the demo sweep (search_spaces/sst2_demo.yaml)
 #   make test   set up .venv, then run the whole test suite
+#   make test-fast  the unit tier only (no Ray, no training on real data): under 2 minutes
 # The data and weights they use live in ../shared (override with SHARED=...).
 
 PYTHON ?= python3
@@ -17,7 +18,7 @@ export HF_DATASETS_OFFLINE := 1
 export RAY_AUTH_MODE := disabled
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test test-fast bench clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +34,9 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest --durations=15
+
+test-fast: setup
+	$(BIN)/python -m pytest -m "not ray and not integration"
 
 bench: setup
 	$(BIN)/python benchmarks/trial_overhead.py
