@@ -21,6 +21,8 @@ Relative paths are resolved against the current working directory.
 
 from __future__ import annotations
 
+import math
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -65,7 +67,13 @@ class DataConfig:
         hub: a Hugging Face dataset id (needs a network), with ``hub_config`` and split names.
         text_columns: the text column(s) of files or hub data (one, or two for sentence pairs).
         label_column: the label column of files or hub data.
-        labels: label values of your own task, in the teacher's id order (omit for regression).
+        labels: the task's labels, either a list of label values in the teacher's id order
+            (``[negative, positive]``: each value is also the label's name), or a mapping from the
+            values written in the data files to the teacher's label names (``{0: negative, 1:
+            positive}``; several values may map to one name; a teacher whose config names its labels
+            ``LABEL_0, LABEL_1, ...`` also takes those names or the ids ``0, 1, ...``). Values are
+            matched as text, so ``1``, ``"1"`` and ``1.0`` are the same value. Omit it for
+            regression, or when the files already use the teacher's label names.
         metric: metric of your own task: accuracy, f1, matthews, pearson, spearman.
         max_length: tokens per example after tokenisation (longer examples are truncated).
         train_limit: use a seeded random sample of this many training examples (smoke runs).
@@ -90,7 +98,7 @@ class DataConfig:
     hub_dev_split: str = "validation"
     text_columns: tuple[str, ...] | None = None
     label_column: str | None = None
-    labels: tuple[str, ...] | None = None
+    labels: tuple[str, ...] | dict[str, str] | None = None
     metric: str | None = None
     max_length: int = 128
     train_limit: int | None = None
@@ -123,6 +131,8 @@ class TeacherConfig:
         fine_tune_epochs, fine_tune_lr, fine_tune_batch_size: fine-tuning settings (the
             tokens per example are ``data.max_length``).
         batch_size: examples per forward pass when computing soft targets.
+        allow_weak: go on with a teacher whose dev metric does not beat the majority-class
+            baseline (by default such a teacher is refused before anything is written).
     """
 
     path: str | None = None
@@ -133,6 +143,7 @@ class TeacherConfig:
     fine_tune_lr: float = 5e-5
     fine_tune_batch_size: int = 32
     batch_size: int = 128
+    allow_weak: bool = False
 
     def for_task(self, task: str) -> "TeacherConfig":
         """This section narrowed to one task: ``path`` is its ready teacher, or ``base`` when it is fine-tuned.
@@ -242,18 +253,38 @@ class SweepConfig:
 _TOP_KEYS = ("name", "task", "tasks", "data", "teacher", "methods", "students", "training", "budget", "resources", "seed")
 
 
-def read_yaml(path: str | Path) -> tuple[dict, str]:
-    """Read a YAML mapping; return ``(mapping, text)``.
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping (PyYAML keeps the last silently)."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            first = seen.get(key)
+        except TypeError:  # an unhashable key (a list); construct_mapping explains it
+            break
+        if first is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' is written twice in one mapping (first at line {first}); keep one",
+                key_node.start_mark)
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """Parse YAML text strictly: safe types only, no duplicate keys.
 
     Raises:
-        RaykdInputError: missing file, malformed YAML (with line and column), or not a mapping.
+        RaykdInputError: malformed YAML or a duplicate key, with line and column.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise RaykdInputError(f"search space {path} does not exist; give the path of a YAML file")
-    text = path.read_text()
     try:
-        raw = yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         mark, opened = getattr(err, "problem_mark", None), getattr(err, "context_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -261,7 +292,30 @@ def read_yaml(path: str | Path) -> tuple[dict, str]:
         context = getattr(err, "context", None)
         if context and opened is not None and (mark is None or opened.line != mark.line):
             problem += f" ({context} at line {opened.line + 1}, column {opened.column + 1})"
-        raise RaykdInputError(f"malformed YAML in {path}{at}: {problem}; fix the syntax") from None
+        raise RaykdInputError(f"malformed YAML in {where}{at}: {problem}; fix the syntax") from None
+
+
+def read_yaml(path: str | Path) -> tuple[dict, str]:
+    """Read a YAML mapping; return ``(mapping, text)``.
+
+    Raises:
+        RaykdInputError: missing or unreadable file, text that is not UTF-8, malformed YAML
+            (with line and column), a key written twice, or not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RaykdInputError(f"search space {path} does not exist; give the path of a YAML file")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise RaykdInputError(f"search space {path} cannot be read ({err.strerror}); check its permissions") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise RaykdInputError(f"search space {path} is not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}); "
+                              "save it as UTF-8") from None
+    raw = parse_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise RaykdInputError(f"{path} must hold a YAML mapping with keys such as task, data, teacher, methods, students")
     return raw, text
@@ -314,7 +368,7 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
             continue
         if key not in raw:
             raise RaykdInputError(f"search space has no '{key}' section; see search_spaces/sst2_demo.yaml")
-    _require_teacher(raw["teacher"], tasks)
+    teacher = _require_teacher(_parse_section(TeacherConfig, raw["teacher"], "teacher"), tasks)
     students, student_training = _split_student_training(raw["students"])
     name = raw.get("name") or default_name
     if not isinstance(name, str) or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -324,7 +378,7 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
         task="+".join(tasks) if tasks else str(raw["task"]),
         tasks=tasks,
         data=_parse_section(DataConfig, raw["data"], "data"),
-        teacher=_parse_section(TeacherConfig, raw["teacher"], "teacher"),
+        teacher=teacher,
         methods=_parse_components(raw["methods"], METHODS, "methods"),
         students=_parse_components(students, STUDENTS, "students"),
         training=parse_params(raw.get("training"), TRAINING_PARAMS, "training"),
@@ -332,15 +386,23 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
         budget=_parse_section(BudgetConfig, raw.get("budget") or {}, "budget"),
         resources=_parse_section(ResourcesConfig, raw.get("resources") or {}, "resources"),
         seed=_seed(raw.get("seed", 0)),
-        source=source,
+        source=source or _as_yaml(raw),
     )
 
 
-def _require_teacher(raw: Any, tasks: tuple[str, ...]) -> None:
+def _as_yaml(raw: Mapping) -> str:
+    """A space built in Python has no file: its YAML, so the sweep folder's space.yaml can resume it."""
+    try:
+        return yaml.safe_dump(dict(raw), sort_keys=False)
+    except yaml.YAMLError:  # values YAML cannot write (a Path): such a sweep cannot be resumed from its folder
+        return ""
+
+
+def _require_teacher(teacher: TeacherConfig, tasks: tuple[str, ...]) -> TeacherConfig:
     """A teacher section names a ready teacher (``path``; ``paths`` per task) or a base to fine-tune."""
-    if not isinstance(raw, Mapping) or raw.get("path") or raw.get("paths") or (raw.get("base") and raw.get("fine_tune")):
-        return  # a non-mapping is refused with its own message below
-    if raw.get("base"):
+    if teacher.path or teacher.paths or (teacher.base and teacher.fine_tune):
+        return teacher
+    if teacher.base:
         raise RaykdInputError("teacher.base is given without fine_tune: true; add fine_tune: true to fine-tune it per "
                               "task, or give path (a fine-tuned teacher)")
     per_task = " (or paths: {task: folder})" if tasks else ""
@@ -409,56 +471,120 @@ def _parse_section(cls, raw: Any, where: str):
         raise RaykdInputError(f"{where}: missing required key(s) {', '.join(missing)}") from None
 
 
-_POSITIVE = {"max_length", "train_limit", "dev_limit", "ood_limit", "batch_size", "num_samples", "max_concurrent",
-             "num_workers", "fine_tune_epochs", "fine_tune_batch_size"}
-_BOOLS = {"fine_tune"}
-_NON_NEGATIVE = {"cpus_per_worker", "gpus_per_worker", "max_failures", "time_budget_s"}
-_STR_LISTS = {"text_columns", "labels"}
+_LOWER_BOUNDS = {
+    # setting -> (lowest legal value, strict): everything else of a numeric type is only type-checked
+    "max_length": (8, False), "train_limit": (1, False), "dev_limit": (1, False), "ood_limit": (1, False),
+    "batch_size": (1, False), "num_samples": (1, False), "max_concurrent": (1, False), "num_workers": (1, False),
+    "fine_tune_epochs": (1, False), "fine_tune_batch_size": (1, False), "fine_tune_lr": (0, True),
+    "cpus_per_worker": (0, True), "gpus_per_worker": (0, False), "max_failures": (0, False),
+    "time_budget_s": (0, True),
+}
 
 
 def _check_field(cls, key: str, value: Any, where: str) -> Any:
+    """Check one value of a section against its field's type (the dataclass annotation) and bounds.
+
+    ``null`` is a legal value only for a field whose default is None ("not set"); for every other
+    field it is refused like any other wrong type.
+    """
+    hint = typing.get_type_hints(cls)[key]
+    optional = type(None) in typing.get_args(hint)
     if value is None:
-        return None
-    if key == "train_size":
-        return _train_size(value, where)
-    if key == "worker_resources":
-        return _resource_amounts(value, where)
-    if key == "paths":
-        if not isinstance(value, Mapping) or not all(isinstance(v, str) and v for v in value.values()):
-            raise RaykdInputError(f"{where} must map task names to teacher folders or hub ids, "
-                                  "e.g. {sst2: ../shared/models/minilm-sst2}")
-        return {str(k): str(v) for k, v in value.items()}
-    if key in _BOOLS:
+        if optional:
+            return None
+        default = cls.__dataclass_fields__[key].default
+        raise RaykdInputError(f"{where} must be {_describe(hint, key)}, got null; give a value, or leave the key out "
+                              f"for its default ({default!r})")
+    if key in _SPECIAL_FIELDS:
+        return _SPECIAL_FIELDS[key](value, where)
+    kind = next(arg for arg in (typing.get_args(hint) or (hint,)) if arg is not type(None))
+    if kind is bool:
         if not isinstance(value, bool):
-            raise RaykdInputError(f"{where} must be true or false, got {value!r}")
+            raise RaykdInputError(f"{where} must be true or false, got {_show(value)}")
         return value
-    if key == "fine_tune_lr":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise RaykdInputError(f"{where} must be a number > 0, got {value!r}")
-        return float(value)
-    if key in _STR_LISTS:
-        values = [value] if isinstance(value, (str, int)) else value
-        if not isinstance(values, list) or not values:
-            raise RaykdInputError(f"{where}: give a non-empty list")
-        return tuple(str(v) for v in values)
-    if key in _POSITIVE:
-        number = _int(value, where)
-        if number < 1:
-            raise RaykdInputError(f"{where} must be >= 1, got {number}")
+    if kind in (int, float):
+        low, strict = _LOWER_BOUNDS.get(key, (None, False))
+        desc = _describe(kind, key)
+        number = _number(value, where, integer=kind is int, desc=desc)
+        if low is not None and (number <= low if strict else number < low):
+            raise RaykdInputError(f"{where} must be {desc}, got {number}")
         return number
-    if key in _NON_NEGATIVE:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise RaykdInputError(f"{where} must be a number >= 0, got {value!r}")
-        return int(value) if key == "max_failures" else float(value)
-    if isinstance(value, (list, dict)):
-        raise RaykdInputError(f"{where} takes one value, got {value!r}")
+    if typing.get_origin(kind) is tuple:
+        values = [value] if isinstance(value, (str, int, float)) and not isinstance(value, bool) else value
+        if not isinstance(values, list) or not values or not all(_is_text(v) for v in values):
+            raise RaykdInputError(f"{where}: give a non-empty list of names, got {_show(value)}")
+        return tuple(str(v) for v in values)
+    if not _is_text(value):
+        raise RaykdInputError(f"{where} takes one value (text), got {_show(value)}")
     return str(value)
+
+
+def _describe(hint, key: str = "") -> str:
+    """What a field takes, in words (``an integer >= 1``)."""
+    kinds = [arg for arg in (typing.get_args(hint) or (hint,)) if arg is not type(None)]
+    words = {bool: "true or false", int: "an integer", float: "a number", str: "a text value"}
+    low, strict = _LOWER_BOUNDS.get(key, (None, False))
+    bound = "" if low is None else f" {'>' if strict else '>='} {low}"
+    return " or ".join(words[k] + bound if k in (int, float) else words.get(
+        k, "a list" if typing.get_origin(k) is tuple else "a mapping") for k in kinds)
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML (``null``, ``true``), for messages."""
+    if value is None or isinstance(value, bool):
+        return yaml.safe_dump(value).split("\n")[0]
+    return repr(value)
+
+
+def _is_text(value: Any) -> bool:
+    """A scalar that reads as text: a string, or a number (``max_length``-style ids stay numbers elsewhere)."""
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _number(value: Any, where: str, *, integer: bool, desc: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise RaykdInputError(f"{where} must be {desc}, got {_show(value)}")
+    if not integer and not math.isfinite(value):
+        raise RaykdInputError(f"{where} must be a finite number, got {value}")
+    return int(value) if integer else float(value)
+
+
+def _labels(value: Any, where: str) -> tuple[str, ...] | dict[str, str]:
+    """``data.labels``: a list of values in the teacher's id order, or a mapping data value -> teacher label."""
+    from raykd.data.tasks import label_key
+
+    def text(item: Any, what: str) -> str:
+        if isinstance(item, bool):
+            raise RaykdInputError(f"{where}: YAML reads {_show(item)} as a boolean; quote the label "
+                                  f"('{item}' as written in your files, e.g. 'yes' or 'no')")
+        if not _is_text(item) or label_key(item) == "":
+            raise RaykdInputError(f"{where}: each {what} must be a label value (text or a number), got {_show(item)}")
+        return label_key(item)
+
+    if isinstance(value, Mapping):
+        if not value:
+            raise RaykdInputError(f"{where}: the mapping is empty; map each value in your files to a teacher label, "
+                                  "e.g. {0: negative, 1: positive}")
+        mapping: dict[str, str] = {}
+        for raw_key, target in value.items():
+            key = text(raw_key, "key")
+            if key in mapping:
+                raise RaykdInputError(f"{where}: the value {key!r} is mapped twice (as {raw_key!r} and an equal "
+                                      "spelling); keep one")
+            mapping[key] = text(target, "target")
+        return mapping
+    values = [value] if _is_text(value) or isinstance(value, bool) else value
+    if not isinstance(values, list) or not values:
+        raise RaykdInputError(f"{where}: give a list of label values in the teacher's id order ([negative, "
+                              "positive]) or a mapping from your files' values to the teacher's labels "
+                              f"({{0: negative, 1: positive}}), got {_show(value)}")
+    return tuple(text(v, "label") for v in values)
 
 
 def _train_size(value: Any, where: str) -> int | float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise RaykdInputError(f"{where} must be examples per class (an integer >= 1) or a fraction in (0, 1), "
-                              f"got {value!r}")
+                              f"got {_show(value)}")
     if isinstance(value, int):
         if value < 1:
             raise RaykdInputError(f"{where} must be >= 1 example per class, got {value}")
@@ -476,10 +602,21 @@ def _resource_amounts(value: Any, where: str) -> dict[str, float]:
     for name, amount in value.items():
         if name in ("CPU", "GPU", "memory"):
             raise RaykdInputError(f"{where}.{name}: set CPUs and GPUs with cpus_per_worker / gpus_per_worker")
-        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount <= 0:
-            raise RaykdInputError(f"{where}.{name} must be a number > 0, got {amount!r}")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 < amount < math.inf:
+            raise RaykdInputError(f"{where}.{name} must be a number > 0, got {_show(amount)}")
         amounts[str(name)] = float(amount)
     return amounts
+
+
+def _paths(value: Any, where: str) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) and v for v in value.values()):
+        raise RaykdInputError(f"{where} must map task names to teacher folders or hub ids, "
+                              "e.g. {sst2: ../shared/models/minilm-sst2}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+_SPECIAL_FIELDS = {"train_size": _train_size, "worker_resources": _resource_amounts, "paths": _paths, "labels": _labels}
+"""Fields whose values are not one plain type: checked by their own function."""
 
 
 def _seed(value: Any) -> int:
@@ -491,5 +628,5 @@ def _seed(value: Any) -> int:
 
 def _int(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise RaykdInputError(f"{where} must be an integer, got {value!r}")
+        raise RaykdInputError(f"{where} must be an integer, got {_show(value)}")
     return value

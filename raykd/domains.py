@@ -119,7 +119,8 @@ def _coerce(value: Any, kind: type, where: str) -> Any:
     elif kind is str:
         if isinstance(value, str):
             return value
-    raise RaykdInputError(f"{where}: expected {kind.__name__}, got {value!r}")
+    shown = "null" if value is None else str(value).lower() if isinstance(value, bool) else repr(value)
+    raise RaykdInputError(f"{where}: expected {kind.__name__}, got {shown}")
 
 
 def parse_domain(raw: Any, spec: ParamSpec, where: str) -> Domain:

@@ -24,7 +24,7 @@ from raykd.errors import RaykdInputError
 from raykd.methods import vanilla
 from raykd.students import bilstm, transformer
 
-from conftest import GLUE, REPO, TEACHER, tiny_space_raw  # noqa: E402
+from conftest import GLUE, REPO, TEACHER, teacher_copy, tiny_space_raw  # noqa: E402
 
 TINY = REPO / "tests" / "spaces" / "sst2_tiny.yaml"
 
@@ -124,7 +124,7 @@ def test_a_list_of_one_value_is_fixed():
         ({"low": 1e-4, "high": 1e-3, "log": True, "step": 1e-4}, ("either 'log' or 'step'",)),
         ({"low": 1e-4, "hihg": 1e-3}, ("unknown key 'training.lr.hihg'", "did you mean 'high'?")),
         ("fast", ("training.lr: expected float, got 'fast'",)),
-        (True, ("expected float, got True",)),
+        (True, ("expected float, got true",)),
     ],
     ids=["log-low-zero", "low-above-high", "low-equals-high", "no-high", "log-and-step", "range-typo",
          "string", "bool"],
@@ -246,19 +246,19 @@ def test_unknown_names_list_valid_ones():
 @pytest.mark.parametrize(
     "sections, fragments",
     [
-        ({"budget": {"num_samples": 0}}, ("budget.num_samples must be >= 1, got 0",)),
-        ({"budget": {"num_samples": 2.5}}, ("budget.num_samples must be an integer, got 2.5",)),
+        ({"budget": {"num_samples": 0}}, ("budget.num_samples must be an integer >= 1, got 0",)),
+        ({"budget": {"num_samples": 2.5}}, ("budget.num_samples must be an integer >= 1, got 2.5",)),
         ({"budget": {"num_samples": True}}, ("budget.num_samples must be an integer",)),
-        ({"budget": {"max_concurrent": 0}}, ("budget.max_concurrent must be >= 1",)),
-        ({"budget": {"time_budget_s": -1}}, ("budget.time_budget_s must be a number >= 0",)),
+        ({"budget": {"max_concurrent": 0}}, ("budget.max_concurrent must be an integer >= 1",)),
+        ({"budget": {"time_budget_s": -1}}, ("budget.time_budget_s must be a number > 0",)),
         ({"budget": {"num_samples": [2, 4]}}, ("budget.num_samples must be an integer",)),
-        ({"resources": {"cpus_per_worker": -1}}, ("resources.cpus_per_worker must be a number >= 0, got -1",)),
-        ({"resources": {"cpus_per_worker": "one"}}, ("resources.cpus_per_worker must be a number >= 0",)),
+        ({"resources": {"cpus_per_worker": -1}}, ("resources.cpus_per_worker must be a number > 0, got -1",)),
+        ({"resources": {"cpus_per_worker": "one"}}, ("resources.cpus_per_worker must be a number > 0",)),
         ({"resources": {"gpus_per_worker": -0.5}}, ("resources.gpus_per_worker must be a number >= 0",)),
-        ({"resources": {"num_workers": 0}}, ("resources.num_workers must be >= 1",)),
-        ({"data": {"glue_dir": "x", "max_length": 0}}, ("data.max_length must be >= 1",)),
-        ({"data": {"glue_dir": "x", "max_length": "64"}}, ("data.max_length must be an integer, got '64'",)),
-        ({"data": {"glue_dir": "x", "labels": []}}, ("data.labels: give a non-empty list",)),
+        ({"resources": {"num_workers": 0}}, ("resources.num_workers must be an integer >= 1",)),
+        ({"data": {"glue_dir": "x", "max_length": 0}}, ("data.max_length must be an integer >= 8",)),
+        ({"data": {"glue_dir": "x", "max_length": "64"}}, ("data.max_length must be an integer >= 8, got '64'",)),
+        ({"data": {"glue_dir": "x", "labels": []}}, ("data.labels: give a list of label values",)),
         ({"data": {"glue_dir": ["a", "b"]}}, ("data.glue_dir takes one value",)),
         ({"seed": 1.5}, ("seed must be an integer",)),
     ],
@@ -345,7 +345,7 @@ def test_overrides_can_add_sections_and_components(tmp_path):
 @pytest.mark.parametrize(
     "overrides, fragments",
     [
-        ({"budget.num_samples": 0}, ("budget.num_samples must be >= 1",)),
+        ({"budget.num_samples": 0}, ("budget.num_samples must be an integer >= 1",)),
         ({"methods.vanilla.alpha": 1.5}, ("methods.vanilla.alpha must be <= 1",)),
         ({"methods.vanilla.temprature": 2.0}, ("unknown key 'methods.vanilla.temprature'", "'temperature'")),
         ({"methods.vanila.alpha": 0.5}, ("unknown method 'vanila'",)),
@@ -442,14 +442,10 @@ def test_check_inputs_accepts_teacher_init_within_teacher_layers(tmp_path):
 
 @needs_shared
 def test_check_inputs_refuses_a_non_bert_teacher_for_teacher_init(tmp_path):
-    import json
 
     from raykd.checks import check_inputs
 
-    config = json.loads((TEACHER / "config.json").read_text())
-    config["model_type"] = "distilbert"
-    (tmp_path / "teacher").mkdir()
-    (tmp_path / "teacher" / "config.json").write_text(json.dumps(config))
+    teacher_copy(tmp_path / "teacher", config={"model_type": "distilbert"})
     raw = tiny_raw()
     raw["teacher"]["path"] = str(tmp_path / "teacher")
     space = _with_transformer(load_space(write(tmp_path, raw)), init=Fixed("teacher_last"))

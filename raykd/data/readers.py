@@ -9,8 +9,9 @@ Every reader returns a :class:`pandas.DataFrame` with a fresh ``RangeIndex`` and
 
 Texts are kept exactly as written (no stripping), so the same file always gives the same
 examples. Label values are matched, as strings with surrounding spaces removed, against
-``task.label_values`` and ``task.label_names``, so ``0``, ``"0"`` and ``"negative"`` all mean
-class 0 of SST-2. Error messages count rows from 1 at the first row after the header.
+``task.label_values``, ``task.label_names`` and ``task.label_aliases`` (each through
+:func:`~raykd.data.tasks.label_key`: ``1``, ``"1"`` and ``1.0`` are one value), so ``0``, ``"0"`` and
+``"negative"`` all mean class 0 of SST-2. Error messages count rows from 1 at the first row after the header.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from raykd.data.tasks import TaskSpec
+from raykd.data.tasks import TaskSpec, example_mapping, label_key
 from raykd.errors import RaykdInputError
 
 __all__ = ["glue_split_path", "read_glue", "read_file", "read_hub"]
@@ -343,27 +344,24 @@ def _no_labels(task: TaskSpec, n: int) -> np.ndarray:
     return np.full(n, -1, dtype=np.int64)
 
 
-def _label_key(value) -> str:
-    if isinstance(value, float):
-        if value != value:  # NaN: a missing value in a JSON file
-            return ""
-        if value.is_integer():
-            return str(int(value))  # JSON 1.0 means label 1
-    return "" if value is None or value is pd.NA else str(value).strip()
-
-
 def _label_ids(values: pd.Series, task: TaskSpec, column: str, source: str) -> np.ndarray:
-    lookup = {name: i for i, name in enumerate(task.label_names)}
-    lookup.update({value: i for i, value in enumerate(task.label_values)})
-    keys = values.map(_label_key)
+    lookup = {label_key(name): i for i, name in enumerate(task.label_names)}
+    lookup.update({label_key(value): i for i, value in enumerate(task.label_values)})
+    lookup.update({label_key(value): i for value, i in task.label_aliases})
+    keys = values.map(label_key)
     ids = keys.map(lookup)
     unknown = ids.isna().to_numpy()
     if unknown.any():
         row = int(unknown.argmax())
+        found = [str(v) for v in keys.value_counts().index]
+        shown = ", ".join(found[:12]) + (f" and {len(found) - 12} more" if len(found) > 12 else "")
         accepted = ", ".join(dict.fromkeys((*task.label_values, *task.label_names)))
+        fix = ("fix the value, set data.label_column, or map your files' values to these labels with "
+               f"data.labels: {example_mapping(found, task.label_names)}") if len(found) <= 50 else \
+            "is data.label_column the label column?"
         raise RaykdInputError(
             f"unknown label '{keys.iloc[row]}' in {source} row {row + 1} (column '{column}'); "
-            f"task '{task.name}' labels are: {accepted}; fix the value or set data.label_column"
+            f"task '{task.name}' labels are: {accepted}; the column holds {shown}; {fix}"
         )
     return ids.to_numpy(dtype=np.int64)
 

@@ -23,6 +23,9 @@ __all__ = [
     "get_task",
     "custom_task",
     "normalise_task_name",
+    "label_key",
+    "mapped_labels",
+    "example_mapping",
 ]
 
 CLASSIFICATION_METRICS = ("accuracy", "f1", "matthews")
@@ -45,6 +48,8 @@ class TaskSpec:
         glue_dir_name: Sub-folder of a ``glue_data`` folder (``"SST-2"``); None for custom tasks.
         hub: ``(dataset_id, config)`` on the Hugging Face Hub, or None.
         eval_splits: Splits a model is evaluated on; the first is the main one.
+        label_aliases: Further raw values that mean a label, as ``(value, id)`` pairs (a
+            ``data.labels`` mapping with several values for one label).
 
     Raises:
         RaykdInputError: If the fields are inconsistent (checked on construction).
@@ -58,6 +63,7 @@ class TaskSpec:
     glue_dir_name: str | None = None
     hub: tuple[str, str] | None = None
     eval_splits: tuple[str, ...] = ("dev",)
+    label_aliases: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         _check_spec(self)
@@ -180,11 +186,104 @@ def get_task(name: str) -> TaskSpec:
     return spec
 
 
+def label_key(value) -> str:
+    """The text a label value is matched by, in search spaces and in data files alike.
+
+    Surrounding spaces are dropped and a number with an integer value is written as that integer,
+    so ``1`` (YAML or JSON), ``"1"``, ``" 1 "`` and ``1.0`` (a CSV column pandas read as floats)
+    are one value. A missing value (None, NaN) is ``""``.
+    """
+    if value is None or type(value).__name__ == "NAType":
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _NUMBER.match(value.strip())):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return str(value).strip()
+        if number != number:  # NaN
+            return ""
+        if number.is_integer():
+            return str(int(number))
+        return str(value).strip() if isinstance(value, str) else repr(number)
+    return str(value).strip()
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def mapped_labels(mapping: dict[str, str], teacher_labels: Sequence[str] | None) -> tuple[tuple[str, ...], tuple[str, ...], tuple[tuple[str, int], ...]]:
+    """Turn a ``data.labels`` mapping (file value -> teacher label) into label names, values and aliases.
+
+    Args:
+        mapping: normalised file value (:func:`label_key`) -> a teacher label name or id.
+        teacher_labels: the teacher's label names in id order when it names them; None for a base
+            encoder to be fine-tuned, or a teacher whose labels are ``LABEL_0, LABEL_1, ...`` (then a
+            target ``LABEL_k`` or ``k`` is id k, and other names take ids in the mapping's order).
+
+    Returns:
+        ``(label_names, label_values, label_aliases)`` for :class:`TaskSpec`: names in id order,
+        the first file value of each label, and the further values as ``(value, id)`` pairs.
+
+    Raises:
+        RaykdInputError: a target that is not one of the teacher's labels, or a teacher label no
+            value maps to (the message shows a mapping to write).
+    """
+    targets = list(dict.fromkeys(mapping.values()))
+    if teacher_labels is not None:
+        index = {_label_norm(name): i for i, name in enumerate(teacher_labels)}
+        index.update({str(i): i for i in range(len(teacher_labels))})
+        names = tuple(teacher_labels)
+        unknown = [t for t in targets if _label_norm(t) not in index]
+        if unknown:
+            raise RaykdInputError(f"data.labels maps to {unknown[0]!r}, which is not one of the teacher's labels "
+                                  f"({', '.join(teacher_labels)}); write e.g. data.labels: "
+                                  f"{example_mapping(list(mapping), teacher_labels)}")
+        ids = {t: index[_label_norm(t)] for t in targets}
+    else:
+        generic = all(re.fullmatch(r"(label_?)?\d+", t, re.IGNORECASE) for t in targets)
+        if generic:
+            ids = {t: int(re.sub(r"\D", "", t)) for t in targets}
+            names = tuple(f"LABEL_{i}" for i in range(max(ids.values()) + 1))
+        else:
+            ids = {t: i for i, t in enumerate(targets)}
+            names = tuple(targets)
+    missing = [name for i, name in enumerate(names) if i not in ids.values()]
+    if missing:
+        raise RaykdInputError(f"data.labels maps no value of your files to the teacher's label {missing[0]!r}; every "
+                              f"label ({', '.join(names)}) needs one, e.g. data.labels: "
+                              f"{example_mapping(list(mapping), names)}")
+    by_id: dict[int, list[str]] = {}
+    for value, target in mapping.items():
+        by_id.setdefault(ids[target], []).append(value)
+    values = tuple(by_id[i][0] for i in range(len(names)))
+    aliases = tuple((value, i) for i in range(len(names)) for value in by_id[i][1:])
+    return names, values, aliases
+
+
+def _label_norm(name: str) -> str:
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lower())
+
+
+def example_mapping(values: Sequence[str], names: Sequence[str]) -> str:
+    """A ``data.labels`` mapping to show in a message: ``{v1: name1, ...}``, the values sorted (numbers by
+    value) and paired with ``names`` in id order; placeholders when the counts differ. A shape to write,
+    not a guess at what the values mean."""
+    ordered = sorted(values, key=lambda v: (0, float(v), v) if _NUMBER.match(v) else (1, 0.0, v))
+    if len(ordered) != len(names):
+        ordered = [f"<value for {name}>" for name in names]
+    return "{" + ", ".join(f"{v}: {n}" for v, n in zip(ordered, names)) + "}"
+
+
 def custom_task(
     name: str,
     text_fields: Sequence[str],
     labels: Sequence[str] | None,
     metric: str = "accuracy",
+    *,
+    label_values: Sequence[str] | None = None,
+    label_aliases: Sequence[tuple[str, int]] = (),
 ) -> TaskSpec:
     """Describe a user's own task.
 
@@ -196,6 +295,9 @@ def custom_task(
         metric: Primary metric: accuracy, f1 (2 labels only) or matthews for classification,
             pearson or spearman for regression. A companion metric is reported too
             (accuracy for f1/matthews, the other correlation for regression).
+        label_values: The raw value of each label in data files, when it differs from its name
+            (a ``data.labels`` mapping); default: the names.
+        label_aliases: Further raw values, as ``(value, id)`` pairs.
 
     Returns:
         A :class:`TaskSpec` with no ``glue_dir_name`` and no ``hub``.
@@ -226,8 +328,9 @@ def custom_task(
         name=name,
         text_fields=tuple(str(field) for field in text_fields),
         label_names=label_tuple,
-        label_values=label_tuple,
+        label_values=tuple(label_values) if label_values is not None else label_tuple,
         metrics=_with_companion(metric, regression=not label_tuple),
+        label_aliases=tuple(label_aliases),
     )
 
 
