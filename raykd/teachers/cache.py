@@ -29,7 +29,8 @@ from raykd.data.encoding import EncodedSplit, encode_frame
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CachedSplit", "cached_teacher_outputs", "teacher_logits", "teacher_fingerprint", "frame_fingerprint"]
+__all__ = ["CachedSplit", "cached_teacher_outputs", "teacher_logits", "teacher_fingerprint", "frame_fingerprint",
+           "cached_split_path"]
 
 CACHE_VERSION = 1
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
@@ -90,6 +91,12 @@ def _split_key(teacher_fp: str, frame: "pd.DataFrame", max_length: int) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
+def cached_split_path(cache_dir: str | Path, teacher_path: str, frame: "pd.DataFrame", max_length: int) -> Path | None:
+    """The cached ``split.npz`` of ``frame`` labelled by this teacher, if a sweep already computed it (reads only)."""
+    path = Path(cache_dir) / "teacher_outputs" / _split_key(teacher_fingerprint(teacher_path), frame, max_length) / "split.npz"
+    return path if path.is_file() else None
+
+
 def cached_teacher_outputs(
     teacher_path: str,
     frames: dict[str, "pd.DataFrame"],
@@ -99,6 +106,7 @@ def cached_teacher_outputs(
     batch_size: int = 128,
     device: str = "cpu",
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    computed: dict[str, EncodedSplit] | None = None,
 ) -> dict[str, CachedSplit]:
     """Return every split of ``frames`` tokenised and labelled by the teacher, computing only what is missing.
 
@@ -110,6 +118,8 @@ def cached_teacher_outputs(
         batch_size: examples per teacher forward pass.
         device: ``cpu`` or ``cuda``.
         progress: optional ``progress(description, total)`` returning an ``advance(n)`` callable.
+        computed: splits whose teacher logits were already computed with this teacher, tokenizer
+            and ``max_length`` (the pre-sweep teacher check's dev outputs): stored, not recomputed.
 
     Returns:
         split name -> :class:`CachedSplit`.
@@ -117,7 +127,11 @@ def cached_teacher_outputs(
     fingerprint = teacher_fingerprint(teacher_path)
     root = Path(cache_dir) / "teacher_outputs"
     keys = {name: _split_key(fingerprint, frame, max_length) for name, frame in frames.items()}
-    missing = [name for name, key in keys.items() if not (root / key / "split.npz").is_file()]
+    built = [name for name, key in keys.items() if not (root / key / "split.npz").is_file()]
+    for name in [n for n in built if n in (computed or {})]:
+        _write(root / keys[name], computed[name], {"split": name, "rows": len(computed[name]), "teacher": teacher_path,
+                                                   "teacher_fingerprint": fingerprint, "max_length": max_length})
+    missing = [name for name in built if name not in (computed or {})]
     if missing:
         from raykd.teachers.load import load_teacher, load_tokenizer
 
@@ -128,7 +142,7 @@ def cached_teacher_outputs(
             split.teacher_logits = teacher_logits(model, split, tokenizer.pad_token_id, batch_size, device, advance)
             _write(root / keys[name], split, {"split": name, "rows": len(split), "teacher": teacher_path,
                                                "teacher_fingerprint": fingerprint, "max_length": max_length})
-    return {name: CachedSplit(root / key / "split.npz", key, name in missing) for name, key in keys.items()}
+    return {name: CachedSplit(root / key / "split.npz", key, name in built) for name, key in keys.items()}
 
 
 def _write(folder: Path, split: EncodedSplit, meta: dict) -> None:
