@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from raykd.config import SweepConfig
 from raykd.data.sources import load_ood, load_split, task_train_data_forbidden
-from raykd.data.tasks import GLUE_TASKS, TaskSpec, normalise_task_name, custom_task, get_task
+from raykd.data.tasks import GLUE_TASKS, TaskSpec, custom_task, get_task, mapped_labels, normalise_task_name
 from raykd.errors import RaykdInputError
 from raykd.registry import METHODS, STUDENTS, uses_task_train_data
 from raykd.teachers.load import TeacherInfo, check_teacher_labels, inspect_teacher
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["CheckedInputs", "check_inputs", "resolve_task", "TaskInputs", "task_space", "check_multi_task_inputs",
-           "GLUE_HUB_DATASET"]
+           "check_task_inputs", "GLUE_HUB_DATASET"]
 
 GLUE_HUB_DATASET = "nyu-mll/glue"
 """Where a GLUE task's data comes from when a space names no source: the hub's GLUE dataset."""
@@ -46,25 +46,47 @@ class CheckedInputs:
 def resolve_task(space: SweepConfig, teacher: TeacherInfo) -> TaskSpec:
     """The GLUE task named by ``space.task``, or the user's own task described in ``data``.
 
+    ``data.labels`` as a list gives the label values in the teacher's id order; as a mapping it
+    maps the values in the files to the teacher's label names (or, for a base encoder that
+    ``teacher.fine_tune`` turns into the teacher, names the labels its head gets, in the mapping's
+    order). A GLUE task takes a mapping only: its labels are fixed, but files may spell them
+    differently.
+
     Raises:
-        RaykdInputError: a GLUE task with custom label settings, or a custom task without
-            text columns or labels.
+        RaykdInputError: a GLUE task with a label list or a metric, a custom task without text
+            columns or labels, or a mapping that does not cover the teacher's labels.
     """
     data = space.data
+    named = teacher.label_names if teacher.has_named_labels and not space.teacher.fine_tune else None
     if normalise_task_name(space.task) in GLUE_TASKS:
-        if data.labels or data.metric:
-            raise RaykdInputError(f"data.labels / data.metric only apply to your own tasks; {space.task} is a GLUE task with fixed labels")
-        return get_task(space.task)
+        if data.metric or isinstance(data.labels, tuple):
+            raise RaykdInputError(f"data.labels as a list / data.metric only apply to your own tasks; {space.task} is "
+                                  "a GLUE task with fixed labels (a mapping such as data.labels: {neg: negative, "
+                                  "pos: positive} may say how your files spell them)")
+        task = get_task(space.task)
+        if isinstance(data.labels, dict):
+            names, values, aliases = mapped_labels(data.labels, task.label_names)
+            task = replace(task, label_aliases=tuple((v, i) for i, v in enumerate(values)) + aliases)
+        return task
     if data.source == "glue":
         return get_task(space.task)  # raises with the list of GLUE tasks
     if not data.text_columns:
         raise RaykdInputError(f"data.text_columns: name the text column(s) of task {space.task} (one, or two for pairs)")
     metric = data.metric or "accuracy"
+    if data.labels is not None and metric in ("pearson", "spearman"):
+        raise RaykdInputError(f"data.labels: a regression task ({metric}) has scores, not labels; drop data.labels "
+                              "or choose a classification metric (accuracy, f1, matthews)")
+    if isinstance(data.labels, dict):
+        names, values, aliases = mapped_labels(data.labels, named)
+        return custom_task(space.task, data.text_columns, names, metric, label_values=values, label_aliases=aliases)
     labels = data.labels
     if labels is None and metric not in ("pearson", "spearman"):
-        if not teacher.has_named_labels:
-            raise RaykdInputError(f"data.labels: give the label values of task {space.task} in the teacher's id order")
-        labels = teacher.label_names
+        if named is None:
+            what = ("the fine-tuned teacher's head gets one output per label" if space.teacher.fine_tune else
+                    f"its teacher names its labels {', '.join(teacher.label_names)}")
+            raise RaykdInputError(f"data.labels: give the label values of task {space.task} ({what}), as a list in "
+                                  "the teacher's id order or a mapping such as data.labels: {0: negative, 1: positive}")
+        labels = named
     return custom_task(space.task, data.text_columns, labels, metric)
 
 
@@ -107,7 +129,8 @@ def check_inputs(space: SweepConfig) -> CheckedInputs:
     space = _with_default_source(space)
     _check_data_source(space)
     space = replace(space, teacher=space.teacher.for_task(space.task))
-    teacher = inspect_teacher(space.teacher.path)
+    teacher = inspect_teacher(space.teacher.path, "teacher.base" if space.teacher.fine_tune else "teacher.path")
+    _check_max_length(space, teacher)
     task = resolve_task(space, teacher)
     if not space.teacher.fine_tune:  # a base encoder to fine-tune gets its head from the task
         check_teacher_labels(teacher, task)
@@ -134,6 +157,14 @@ def check_inputs(space: SweepConfig) -> CheckedInputs:
     if data_free and any(_needs_ood(m, space.methods[m]) for m in data_free) or space.data.ood:
         frames["ood"] = load_ood(space.data, task, space.seed)
     return CheckedInputs(task=task, teacher=teacher, frames=frames)
+
+
+def _check_max_length(space: SweepConfig, teacher: TeacherInfo) -> None:
+    """``data.max_length`` must fit the teacher's position embeddings (else its forward pass fails on long texts)."""
+    positions = teacher.config.get("max_position_embeddings")
+    if isinstance(positions, int) and space.data.max_length > positions:
+        raise RaykdInputError(f"data.max_length {space.data.max_length} is more than the {positions} positions the "
+                              f"teacher {teacher.path} can read; set data.max_length <= {positions}")
 
 
 def _check_data_free(space: SweepConfig, methods: list[str], teacher_config: dict, task: TaskSpec) -> None:
@@ -270,3 +301,20 @@ def check_multi_task_inputs(space: SweepConfig, echo: Callable[[str], Any] = pri
         if space.resources.num_workers > 1:
             raise RaykdInputError("methods.multitask runs on one worker per trial; set resources.num_workers: 1")
     return checked
+
+
+def check_task_inputs(space: SweepConfig, echo: Callable[[str], Any] = print) -> dict[str, TaskInputs]:
+    """Check every task of a space: a multi-task space's tasks, or a single-task space as its one task.
+
+    Returns:
+        task name -> :class:`TaskInputs` (for a single-task space, the space narrowed to its
+        teacher: ``teacher.path`` the ready teacher, or the base encoder with ``fine_tune``).
+
+    Raises:
+        RaykdInputError: see :func:`check_inputs` and :func:`check_multi_task_inputs`.
+    """
+    if space.multi_task:
+        return check_multi_task_inputs(space, echo)
+    inputs = check_inputs(space)
+    one = _with_default_source(replace(space, teacher=space.teacher.for_task(space.task)))
+    return {inputs.task.name: TaskInputs(space=one, inputs=inputs)}

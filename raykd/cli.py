@@ -18,19 +18,26 @@ __all__ = ["main"]
 
 
 def _user_errors(command):
-    """Turn RaykdInputError into ``error: <one line>`` and exit code 2."""
+    """Turn RaykdInputError into ``error: <one line>`` and exit code 2, RaykdStageError into one line and 1."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from raykd.errors import RaykdInputError
+        from raykd.errors import RaykdInputError, RaykdStageError
 
         try:
             return command(*args, **kwargs)
         except RaykdInputError as err:
-            click.echo(f"error: {err}", err=True)
+            click.echo(f"error: {_one_line(err)}", err=True)
             sys.exit(2)
+        except RaykdStageError as err:
+            click.echo(f"error: {_one_line(err)}", err=True)
+            sys.exit(1)
 
     return wrapper
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
 
 
 def _parse_overrides(pairs: tuple[str, ...]) -> dict:
@@ -73,6 +80,28 @@ def main() -> None:
 
 _space_option = click.option("--space", "space_path", required=True, metavar="FILE",
                              help="Search-space YAML, or a bundled space's name (see raykd spaces).")
+
+
+def _run_options(command):
+    """The options ``raykd sweep`` and ``raykd validate`` share: validate checks them exactly as a sweep would."""
+    options = [
+        click.option("--num-samples", type=click.IntRange(min=1), help="Trials to run (default: budget.num_samples)."),
+        click.option("--max-concurrent", type=click.IntRange(min=1),
+                     help="Trials at once (default: budget.max_concurrent, else cluster CPUs / CPUs per trial)."),
+        click.option("--storage", default="./raykd_runs", show_default=True, metavar="DIR",
+                     help="Where sweeps, the teacher-output cache and the default MLflow store go. "
+                          "On a multi-node cluster use shared storage."),
+        click.option("--address", metavar="ADDR", help="Attach to a running Ray cluster ('auto' or host:port) "
+                                                        "instead of starting a local one."),
+        click.option("--mlflow-uri", metavar="URI",
+                     help="MLflow tracking URI: sqlite:////ABS/PATH.db or http://host:port "
+                          "(default: sqlite:///<storage>/mlflow.db)."),
+        click.option("--num-cpus", type=click.IntRange(min=1),
+                     help="CPUs for trial workers when raykd starts a local Ray instance (default: all cores)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                            help="Override a setting of the space by dotted key, e.g. --set budget.num_samples=4 "
                                 "(repeatable; values are YAML).")
@@ -85,44 +114,54 @@ _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VAL
 @click.option("--resume", "resume_dir", metavar="DIR",
               help="Continue an interrupted sweep folder: finished trials are kept, unfinished ones restart "
                    "from their last checkpoint, then the remaining trials run (uses DIR/space.yaml).")
-@click.option("--num-samples", type=click.IntRange(min=1), help="Trials to run (default: budget.num_samples).")
-@click.option("--max-concurrent", type=click.IntRange(min=1),
-              help="Trials at once (default: budget.max_concurrent, else cluster CPUs / CPUs per trial).")
-@click.option("--storage", default="./raykd_runs", show_default=True, metavar="DIR",
-              help="Where sweeps, the teacher-output cache and the default MLflow store go. "
-                   "On a multi-node cluster use shared storage.")
-@click.option("--address", metavar="ADDR", help="Attach to a running Ray cluster ('auto' or host:port) "
-                                                 "instead of starting a local one.")
-@click.option("--mlflow-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///<storage>/mlflow.db).")
-@click.option("--num-cpus", type=click.IntRange(min=1),
-              help="CPUs for trial workers when raykd starts a local Ray instance (default: all cores).")
+@_run_options
 @_user_errors
 def sweep(space_path, overrides, resume_dir, num_samples, max_concurrent, storage, address, mlflow_uri,
           num_cpus) -> None:
     """Run a sweep: distil, search, track, and print the Pareto front.
 
-    Everything the space names (data files, columns, teacher, labels) is checked first; nothing is
-    written and Ray does not start if something is wrong. Writes <storage>/<name>-<time>/ with
-    trials.csv, pareto.csv and pareto.png, and one MLflow parent run with a child run per trial.
-    A sweep stopped by a crash, Ctrl-C or a lost driver continues with --resume <that folder>.
-    """
-    from raykd.errors import RaykdInputError
-    from raykd.sweep.run import SweepOptions, resume_sweep, run_sweep
+    Everything is checked first, exactly as `raykd validate` checks it: the space, the data files,
+    columns and labels, every teacher (loaded and measured on dev against the majority class), the
+    storage folder, the MLflow URI and the resources a trial asks for. Nothing is written and Ray
+    does not start if something is wrong. Then the teacher stage fine-tunes the teachers a space
+    asks for (cached), the teacher's soft targets are computed (cached), and the trials run.
 
-    options = SweepOptions(storage=storage, num_samples=num_samples, max_concurrent=max_concurrent,
-                           address=address, mlflow_uri=mlflow_uri, num_cpus=num_cpus, echo=click.echo,
-                           live=sys.stdout.isatty())
+    Writes <storage>/<name>-<time>/ with trials.csv, pareto.csv, pareto.png and pareto.html, and one
+    MLflow parent run with a child run per trial. A sweep stopped by a crash, Ctrl-C or a lost
+    driver continues with --resume <that folder>.
+    """
+    from raykd.sweep.run import resume_sweep, run_sweep
+
+    options = _options(storage, num_samples, max_concurrent, address, mlflow_uri, num_cpus)
     if resume_dir:
-        if space_path or overrides or num_samples or max_concurrent:
-            raise RaykdInputError("--resume continues a sweep with its own space.yaml and budget; "
-                                  "drop --space, --set, --num-samples and --max-concurrent")
+        _check_resume_args(space_path, overrides, num_samples, max_concurrent)
         resume_sweep(resume_dir, options)
         return
+    run_sweep(_load_space(space_path, overrides), options)
+
+
+def _options(storage, num_samples, max_concurrent, address, mlflow_uri, num_cpus):
+    from raykd.sweep.preflight import SweepOptions
+
+    return SweepOptions(storage=storage, num_samples=num_samples, max_concurrent=max_concurrent, address=address,
+                        mlflow_uri=mlflow_uri, num_cpus=num_cpus, echo=click.echo, live=sys.stdout.isatty())
+
+
+def _check_resume_args(space_path, overrides, num_samples, max_concurrent) -> None:
+    from raykd.errors import RaykdInputError
+
+    if space_path or overrides or num_samples or max_concurrent:
+        raise RaykdInputError("--resume continues a sweep with its own space.yaml and budget; "
+                              "drop --space, --set, --num-samples and --max-concurrent")
+
+
+def _load_space(space_path, overrides):
+    from raykd.config import load_space
+    from raykd.errors import RaykdInputError
+
     if not space_path:
         raise RaykdInputError("give --space FILE to start a sweep, or --resume DIR to continue one")
-    from raykd.config import load_space
-
-    run_sweep(load_space(space_path, _parse_overrides(overrides)), options)
+    return load_space(space_path, _parse_overrides(overrides))
 
 
 @main.command()
@@ -144,24 +183,36 @@ def spaces() -> None:
 
 
 @main.command()
-@_space_option
+@click.option("--space", "space_path", metavar="FILE",
+              help="Search-space YAML, or a bundled space's name (see raykd spaces).")
 @_set_option
+@click.option("--resume", "resume_dir", metavar="DIR", help="Check a sweep folder that --resume would continue.")
+@_run_options
 @_user_errors
-def validate(space_path, overrides) -> None:
-    """Check a search space and its files without starting Ray, and print the trial plan."""
-    from raykd.checks import check_inputs
-    from raykd.config import load_space
-    from raykd.plan import describe_plan
+def validate(space_path, overrides, resume_dir, num_samples, max_concurrent, storage, address, mlflow_uri,
+             num_cpus) -> None:
+    """Run every check `raykd sweep` runs, write nothing, and print the trial plan.
 
-    space = load_space(space_path, _parse_overrides(overrides))
-    if space.multi_task:
-        from raykd.checks import check_multi_task_inputs
-        from raykd.plan import describe_multi_task_plan
+    Takes the same options as `raykd sweep`, because they are checked too: the storage folder, the
+    MLflow URI, and the resources a trial asks for against the local Ray instance (--num-cpus).
+    Ready teachers are loaded and measured on dev (a teacher no better than the majority class is
+    refused); a teacher to fine-tune shows its teacher stage and where it is cached. Ray is not
+    started.
+    """
+    from raykd.sweep.preflight import preflight, read_resume_meta
 
-        click.echo(describe_multi_task_plan(space, check_multi_task_inputs(space, click.echo)))
-        return
-    inputs = check_inputs(space)
-    click.echo(describe_plan(space, inputs))
+    options = _options(storage, num_samples, max_concurrent, address, mlflow_uri, num_cpus)
+    if resume_dir:
+        from pathlib import Path
+
+        from raykd.config import load_space
+
+        _check_resume_args(space_path, overrides, num_samples, max_concurrent)
+        meta = read_resume_meta(resume_dir)
+        pre = preflight(load_space(Path(resume_dir) / "space.yaml"), options, resume_dir=resume_dir, meta=meta)
+    else:
+        pre = preflight(_load_space(space_path, overrides), options)
+    click.echo(pre.describe())
 
 
 @main.command()
@@ -193,37 +244,128 @@ def teacher() -> None:
 
 
 @teacher.command("fine-tune")
-@click.option("--task", required=True, help="GLUE task (sst2, cola, mrpc, stsb, qqp, mnli, qnli, rte, wnli).")
-@click.option("--base", required=True, metavar="PATH_OR_ID", help="Pretrained encoder folder or hub id.")
-@click.option("--out", required=True, metavar="DIR", help="Folder to write the teacher to.")
-@click.option("--glue-dir", metavar="DIR", help="glue_data folder (default: the hub's GLUE copy).")
-@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--lr", type=float, default=5e-5, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--max-length", type=click.IntRange(min=8), default=128, show_default=True)
+@click.option("--task", metavar="NAME", help="A GLUE task (sst2, cola, mrpc, stsb, qqp, mnli, qnli, rte, wnli), or your "
+                                            "own task's name with --train/--dev.")
+@click.option("--base", metavar="PATH_OR_ID", help="Pretrained encoder folder or hub id.")
+@click.option("--out", metavar="DIR", help="Folder to write the teacher to (with --space: default the sweep's cache, "
+                                          "so a sweep of that space reuses it).")
+@click.option("--glue-dir", metavar="DIR", help="glue_data folder for a GLUE task (default: the hub's GLUE copy).")
+@click.option("--train", "train_file", metavar="FILE", help="Your training file (CSV, TSV or JSONL).")
+@click.option("--dev", "dev_file", metavar="FILE", help="Your dev file, same columns.")
+@click.option("--text-column", "text_columns", multiple=True, metavar="NAME",
+              help="Text column of your files; give it twice for sentence pairs.")
+@click.option("--label-column", metavar="NAME", help="Label column of your files (default: label).")
+@click.option("--labels", metavar="LIST_OR_MAP",
+              help="The labels, in the new head's id order: 'negative,positive', or your files' values mapped to "
+                   "names: '0=negative,1=positive'. Omit for regression (--metric pearson).")
+@click.option("--metric", type=click.Choice(["accuracy", "f1", "matthews", "pearson", "spearman"]),
+              help="Metric of your own task (default accuracy).")
+@click.option("--space", "space_path", metavar="FILE",
+              help="Fine-tune exactly the teacher this space's teacher stage would (its base, data, labels and "
+                   "fine_tune_* settings); the other options must then be left out, except --out and --storage.")
+@click.option("--storage", default="./raykd_runs", show_default=True, metavar="DIR",
+              help="With --space: the storage whose cache the teacher goes to.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the training split (default 3).")
+@click.option("--lr", type=float, help="Peak learning rate (default 5e-5).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Examples per step (default 32).")
+@click.option("--max-length", type=click.IntRange(min=8), help="Tokens per example (default 128).")
 @click.option("--train-limit", type=click.IntRange(min=1), help="Fine-tune on a seeded sample of this many examples.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, help="Seed of the head's initialisation and the batch order (default 0).")
 @_user_errors
-def fine_tune_command(task, base, out, glue_dir, epochs, lr, batch_size, max_length, train_limit, seed) -> None:
-    """Fine-tune BASE into a teacher for TASK; prints the dev metric and writes a card."""
-    from raykd.config import DataConfig
-    from raykd.data.sources import load_split
-    from raykd.data.tasks import get_task
-    from raykd.sweep.stage import rich_progress
+def fine_tune_command(task, base, out, glue_dir, train_file, dev_file, text_columns, label_column, labels, metric,
+                      space_path, storage, epochs, lr, batch_size, max_length, train_limit, seed) -> None:
+    """Fine-tune a base encoder into a teacher; prints the dev metric and writes a card.
+
+    \b
+    A GLUE task:
+      raykd teacher fine-tune --task rte --base ../shared/models/all-MiniLM-L6-v2 \\
+          --glue-dir ../shared/data/glue --out teachers/rte
+    Your own labelled files:
+      raykd teacher fine-tune --task news --base ../shared/models/all-MiniLM-L6-v2 \\
+          --train news_train.csv --dev news_dev.csv --text-column text --label-column label \\
+          --labels World,Sports,Business,Sci/Tech --out teachers/news
+    The teacher a space's teacher stage would build (into the cache the sweep reads):
+      raykd teacher fine-tune --space news.yaml
+
+    Every input is checked first, as `raykd validate` checks a space; nothing is written if one is wrong.
+    """
     from raykd._quiet import quiet_libraries
-    from raykd.teachers.finetune import FineTuneSettings, fine_tune
+    from raykd.sweep.teachers import fine_tune_teacher
 
     quiet_libraries()
+    flags = {"--task": task, "--base": base, "--glue-dir": glue_dir, "--train": train_file, "--dev": dev_file,
+             "--text-column": text_columns, "--label-column": label_column, "--labels": labels, "--metric": metric,
+             "--epochs": epochs, "--lr": lr, "--batch-size": batch_size, "--max-length": max_length,
+             "--train-limit": train_limit, "--seed": seed}
+    if space_path:
+        space = _space_for_fine_tune(space_path, flags)
+    else:
+        space = _fine_tune_space(flags)
+    if not out and not space_path:
+        from raykd.errors import RaykdInputError
 
-    spec = get_task(task)
-    data = DataConfig(glue_dir=glue_dir, hub=None if glue_dir else spec.hub[0], hub_config=spec.hub[1],
-                      train_limit=train_limit)
-    frames = {split: load_split(data, spec, split, seed) for split in ("train", *spec.eval_splits)}
-    settings = FineTuneSettings(epochs=epochs, lr=lr, batch_size=batch_size, max_length=max_length, seed=seed)
-    with rich_progress() as progress:
-        metrics = fine_tune(spec, base, out, frames, settings, progress=progress)
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-    click.echo(f"teacher written to {out}; dev: {shown}")
+        raise RaykdInputError("--out: give the folder to write the teacher to")
+    result = fine_tune_teacher(space, out=out, storage=storage, echo=click.echo)
+    click.echo(f"teacher written to {result.folder}; dev: {result.summary}")
+
+
+def _space_for_fine_tune(space_path: str, flags: dict):
+    from raykd.config import load_space
+    from raykd.errors import RaykdInputError
+
+    given = [name for name, value in flags.items() if value]
+    if given:
+        raise RaykdInputError(f"--space fine-tunes the teacher exactly as the space says; drop {', '.join(given)} "
+                              "(change the space instead)")
+    space = load_space(space_path)
+    if space.multi_task or not space.teacher.base or not space.teacher.fine_tune:
+        raise RaykdInputError(f"{space_path}: its teacher section needs base and fine_tune: true (a single-task "
+                              "space whose teacher raykd fine-tunes)")
+    return space
+
+
+def _fine_tune_space(flags: dict):
+    """The options as a single-task space with a teacher to fine-tune, so the sweep's own checks read them."""
+    from raykd.config import parse_space
+    from raykd.data.tasks import GLUE_TASKS, normalise_task_name
+    from raykd.errors import RaykdInputError
+
+    task, base = flags["--task"], flags["--base"]
+    if not task or not base:
+        raise RaykdInputError("give --task and --base (or --space FILE)")
+    data: dict = {"max_length": flags["--max-length"] or 128}
+    if flags["--train"] or flags["--dev"]:
+        if flags["--glue-dir"]:
+            raise RaykdInputError("give either --glue-dir (a GLUE task) or --train/--dev (your files), not both")
+        data.update(train=flags["--train"], dev=flags["--dev"], text_columns=list(flags["--text-column"]) or None,
+                    label_column=flags["--label-column"] or "label", metric=flags["--metric"])
+        if flags["--labels"]:
+            data["labels"] = _parse_labels(flags["--labels"])
+    elif normalise_task_name(task) not in GLUE_TASKS:
+        raise RaykdInputError(f"unknown task '{task}'; valid GLUE tasks: {', '.join(GLUE_TASKS)}; for your own task "
+                              "give its files with --train and --dev (and --text-column, --labels)")
+    elif flags["--glue-dir"]:
+        data["glue_dir"] = flags["--glue-dir"]
+    if flags["--train-limit"]:
+        data["train_limit"] = flags["--train-limit"]
+    teacher = {"base": base, "fine_tune": True, "fine_tune_epochs": flags["--epochs"] or 3,
+               "fine_tune_lr": flags["--lr"] or 5e-5, "fine_tune_batch_size": flags["--batch-size"] or 32}
+    raw = {"name": "fine-tune", "task": task, "data": {k: v for k, v in data.items() if v is not None},
+           "teacher": teacher, "methods": {"supervised": {}}, "students": {"bilstm": {}}, "seed": flags["--seed"] or 0}
+    return parse_space(raw)
+
+
+def _parse_labels(text: str):
+    """``a,b,c`` -> a list; ``0=negative,1=positive`` -> a mapping (as data.labels takes them)."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    if any("=" in item for item in items):
+        from raykd.errors import RaykdInputError
+
+        pairs = [item.partition("=") for item in items]
+        if not all(sep and key.strip() and value.strip() for key, sep, value in pairs):
+            raise RaykdInputError(f"--labels {text}: write every label as value=name, e.g. 0=negative,1=positive")
+        return {key.strip(): value.strip() for key, _, value in pairs}
+    return items
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from raykd.checks import CheckedInputs
 from raykd.config import SweepConfig
 from raykd.domains import Fixed, format_domain
 
-__all__ = ["describe_plan"]
+__all__ = ["describe_plan", "describe_multi_task_plan"]
 
 
 def _domains(title: str, domains: dict) -> list[str]:
@@ -33,9 +33,21 @@ def _data_free_line(space: SweepConfig) -> list[str]:
             f"{', '.join(with_data)} reads"]
 
 
-def describe_plan(space: SweepConfig, inputs: CheckedInputs) -> str:
-    """Describe what ``raykd sweep`` would run, as text."""
+def describe_plan(space: SweepConfig, inputs: CheckedInputs, teacher_lines: list[str] = (), fine_tune: bool = False) -> str:
+    """Describe what ``raykd sweep`` would run, as text.
+
+    Args:
+        teacher_lines: what the pre-sweep checks found about the teacher (its dev metric, or the
+            teacher stage that fine-tunes it), printed under the teacher line.
+        fine_tune: ``inputs.teacher`` is the base encoder the teacher stage fine-tunes.
+    """
     task, teacher = inputs.task, inputs.teacher
+    if fine_tune:
+        head = (f"teacher: fine-tuned from {teacher.path} for {task.name} with a new head of "
+                f"{task.num_labels} output(s) ({'regression' if task.is_regression else ', '.join(task.label_names)})")
+    else:
+        head = (f"teacher {teacher.path}: {teacher.num_labels} outputs ({', '.join(teacher.label_names)}), "
+                f"{teacher.config.get('num_hidden_layers', '?')} layers, hidden {teacher.config.get('hidden_size', '?')}")
     sizes = ", ".join(f"{name} {len(frame):,}" for name, frame in inputs.frames.items())
     labels = "regression (1 output)" if task.is_regression else ", ".join(task.label_names)
     lines = [
@@ -45,17 +57,18 @@ def describe_plan(space: SweepConfig, inputs: CheckedInputs) -> str:
         f"data ({space.data.source}): {sizes} examples; max_length {space.data.max_length}"
         + (f"; low-data train_size {space.data.train_size} (seed {space.seed})" if space.data.train_size else ""),
         *_data_free_line(space),
-        f"teacher {teacher.path}: {teacher.num_labels} outputs ({', '.join(teacher.label_names)}), "
-        f"{teacher.config.get('num_hidden_layers', '?')} layers, hidden {teacher.config.get('hidden_size', '?')}",
+        head,
+        *teacher_lines,
     ]
     return "\n".join(lines + _search_lines(space))
 
 
-def describe_multi_task_plan(space: SweepConfig, checked: dict) -> str:
+def describe_multi_task_plan(space: SweepConfig, checked: dict, teacher_lines: dict[str, list[str]] | None = None) -> str:
     """Describe what ``raykd sweep`` would run for a multi-task space (``tasks: [...]``), as text.
 
     Args:
         checked: task -> :class:`~raykd.checks.TaskInputs` (skipped tasks already left out).
+        teacher_lines: task -> what the pre-sweep checks found about its teacher.
     """
     lines = [f"space {space.name}: OK",
              f"tasks ({len(checked)} of {len(space.tasks)}): objective: maximise the macro average of the tasks' "
@@ -66,7 +79,8 @@ def describe_multi_task_plan(space: SweepConfig, checked: dict) -> str:
         source = (f"fine-tuned from {teacher.path} before the trials ({space.teacher.fine_tune_epochs} epochs, "
                   f"lr {space.teacher.fine_tune_lr:g}; cached for reuse)" if c.fine_tune else f"{teacher.path}")
         lines += [f"  {name}: {'pairs' if task.is_pair else 'single sentences'}, dev {task.primary_metric}; "
-                  f"data ({c.space.data.source}) {sizes}", f"    teacher: {source}"]
+                  f"data ({c.space.data.source}) {sizes}", f"    teacher: {source}",
+                  *(teacher_lines or {}).get(name, ())]
     lines.append(f"data: max_length {space.data.max_length}"
                  + (f"; train_limit {space.data.train_limit}" if space.data.train_limit else ""))
     return "\n".join(lines + _search_lines(space))

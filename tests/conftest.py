@@ -1,6 +1,7 @@
 """Shared test set-up: offline hubs, Ray without token auth, real data from ../shared."""
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -215,3 +216,121 @@ def pad_batch(batch, extra: int):
     import torch
 
     return tuple(torch.cat([t, torch.zeros(t.shape[0], extra, dtype=t.dtype)], dim=1) for t in batch)
+
+
+# --------------------------------------------------------------------------------------------
+# The no-write-after-input-error harness
+
+_WRITE_EVENTS = {"os.mkdir": 1, "os.rename": 2, "os.remove": 1, "os.rmdir": 1, "os.symlink": 2, "os.link": 2,
+                 "os.truncate": 1, "os.chmod": 1, "os.utime": 1, "shutil.copyfile": 2, "shutil.copytree": 2,
+                 "shutil.rmtree": 1, "shutil.move": 2, "sqlite3.connect": 1}
+"""Audit events that change the filesystem, with how many leading arguments are paths."""
+_WATCH: dict = {"roots": None, "events": None}
+
+
+def _audit(event: str, args: tuple) -> None:
+    roots = _WATCH["roots"]
+    if roots is None:
+        return
+    if event == "open":
+        path, mode, flags = args
+        writes = any(c in mode for c in "wax+") if isinstance(mode, str) else bool(
+            (flags or 0) & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
+        paths = [path] if writes else []
+    else:
+        paths = list(args[:_WRITE_EVENTS.get(event, 0)])
+    for path in paths:
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            continue
+        text = os.path.abspath(os.fsdecode(path))
+        if "__pycache__" not in text and any(text == r or text.startswith(r + os.sep) for r in roots):
+            import traceback
+
+            where = "".join(traceback.format_stack(limit=8)[:-2])
+            _WATCH["events"].append(f"{event} {text}\n{where}")
+
+
+sys.addaudithook(_audit)
+
+
+class WriteWatch:
+    """Records every filesystem write under ``roots`` while active (a ``sys.addaudithook`` hook).
+
+    Attributes:
+        events: one entry per write: the audit event, the path and the Python stack that made it.
+    """
+
+    def __init__(self, roots):
+        self.roots = tuple(os.path.abspath(str(r)) for r in roots)
+        self.events: list[str] = []
+
+    def __enter__(self) -> "WriteWatch":
+        _WATCH.update(roots=self.roots, events=self.events)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _WATCH.update(roots=None, events=None)
+
+
+def invoke_cli(args: list[str], watch_roots) -> tuple:
+    """Run the raykd CLI in-process (click's runner) while recording writes under ``watch_roots``.
+
+    Returns:
+        ``(result, writes)``: click's result and the writes made (audit event, path, stack).
+    """
+    from click.testing import CliRunner
+
+    from raykd.cli import main
+
+    with WriteWatch(watch_roots) as watch:
+        result = CliRunner().invoke(main, args)
+    return result, watch.events
+
+
+def assert_input_error(result, writes, fragments=()) -> str:
+    """The contract for bad input: exit code 2, one ``error: ...`` line on stderr, no traceback, nothing written.
+
+    Returns:
+        The error line.
+    """
+    assert result.exit_code == 2, (result.exit_code, result.stderr, result.stdout, result.exception)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: "), lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    assert not writes, "input error raised after a write:\n" + "\n".join(writes[:3])
+    return lines[0]
+
+
+def teacher_copy(folder: Path, source: Path = TEACHER, config: dict | None = None, drop: tuple[str, ...] = ()) -> Path:
+    """A model folder at ``folder`` whose files link to ``source``'s, with ``config.json`` changed by ``config``.
+
+    Args:
+        config: keys to set in ``config.json`` (the rest as in ``source``).
+        drop: file names to leave out (``"model.safetensors"``, ``"tokenizer.json"``, ...).
+    """
+    import json
+
+    folder.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.is_file() and path.name not in drop and path.name != "config.json":
+            (folder / path.name).symlink_to(path.resolve())
+    if "config.json" not in drop:
+        settings = {**json.loads((source / "config.json").read_text()), **(config or {})}
+        (folder / "config.json").write_text(json.dumps(settings))
+    return folder
+
+
+def stop_after_checks(monkeypatch) -> None:
+    """Make ``run_sweep`` / ``resume_sweep`` fail right after :func:`~raykd.sweep.preflight.preflight` passes
+    (an AssertionError, exit code 1 through the CLI), so a bad-input test never starts a sweep."""
+    import raykd.sweep.run as run
+
+    real = run.preflight
+
+    def guarded(*args, **kwargs):
+        real(*args, **kwargs)
+        raise AssertionError("the bad input passed the pre-sweep checks; the sweep would have gone on")
+
+    monkeypatch.setattr(run, "preflight", guarded)

@@ -5,7 +5,9 @@ Each test writes a search space with absolute paths into ``tmp_path``, runs
 
 * the exit code is 2,
 * stderr is exactly one line, ``error: ...``, naming the problem and how to fix it,
-* the storage folder was not created and nothing else in ``tmp_path`` changed.
+* no write happened under ``tmp_path`` or the repository while the command ran (the audit-hook
+  harness :class:`conftest.WriteWatch` records every file write, so an input error raised after
+  a write fails the test with the stack that wrote), and the storage folder was not created.
 
 If a case ever passed the input checks, :func:`_stop_after_checks` fails it at once instead of
 letting the sweep go on to MLflow and Ray. One case also runs in a fresh interpreter to show that
@@ -31,7 +33,8 @@ from click.testing import CliRunner
 
 from raykd.cli import main
 
-from conftest import GLUE, REPO, TEACHER, tiny_space_raw  # noqa: E402
+from conftest import (GLUE, REPO, TEACHER, assert_input_error, invoke_cli, stop_after_checks,  # noqa: E402
+                      teacher_copy, tiny_space_raw)
 
 TINY = REPO / "tests" / "spaces" / "sst2_tiny.yaml"
 
@@ -79,34 +82,21 @@ def tree(root: Path) -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _stop_after_checks(monkeypatch):
-    """Fail at once if a bad space ever gets past ``check_inputs`` (rather than starting a sweep)."""
-    import raykd.sweep.run as run
-
-    real = run.check_inputs
-
-    def guarded(space):
-        real(space)
-        raise AssertionError("the bad space passed check_inputs; the sweep would have gone on")
-
-    monkeypatch.setattr(run, "check_inputs", guarded)
+    """Fail at once if a bad space ever gets past the pre-sweep checks (rather than starting a sweep)."""
+    stop_after_checks(monkeypatch)
 
 
 def invoke(*args: str):
     return CliRunner().invoke(main, list(args))
 
 
-def sweep_fails(tmp_path: Path, space_file: Path, fragments: tuple[str, ...]) -> str:
+def sweep_fails(tmp_path: Path, space_file: Path, fragments: tuple[str, ...], *extra: str) -> str:
     """Run ``raykd sweep`` on a bad space and check the contract; return the error line."""
     storage = tmp_path / "runs"
     before = tree(tmp_path)
-    result = invoke("sweep", "--space", str(space_file), "--storage", str(storage))
-    assert result.exit_code == 2, (result.exit_code, result.stderr, result.stdout, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    line = lines[0]
-    assert line.startswith("error: "), line
-    for fragment in fragments:
-        assert fragment in line, f"{fragment!r} not in {line!r}"
+    result, writes = invoke_cli(["sweep", "--space", str(space_file), "--storage", str(storage), *extra],
+                                [tmp_path, REPO])
+    line = assert_input_error(result, writes, fragments)
     assert result.stdout == ""
     assert not storage.exists(), "the storage folder was created"
     assert tree(tmp_path) == before, "something was written"
@@ -226,13 +216,9 @@ def test_missing_column(tmp_path, header, missing):
 
 
 def _fake_teacher(tmp_path: Path, id2label: dict) -> Path:
-    config = json.loads((TEACHER / "config.json").read_text())
-    config["id2label"] = id2label
-    config["label2id"] = {name: int(i) for i, name in id2label.items()}
-    folder = tmp_path / "teacher"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
+    """The real teacher's files with another ``id2label`` (and ``num_labels``) in its config."""
+    return teacher_copy(tmp_path / "teacher", config={"id2label": id2label, "num_labels": len(id2label),
+                                                      "label2id": {name: int(i) for i, name in id2label.items()}})
 
 
 @pytest.mark.parametrize(

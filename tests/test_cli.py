@@ -63,7 +63,7 @@ HELP = {
     (): ("Usage: main", "sweep", "validate", "report", "teacher", "--version", "--help", "Typical use"),
     ("sweep",): ("--space FILE", "--set KEY=VALUE", "--num-samples", "--max-concurrent", "--storage DIR",
                  "./raykd_runs", "--address", "--mlflow-uri", "--num-cpus", "Ray does not start"),
-    ("validate",): ("--space FILE", "--set KEY=VALUE", "without starting Ray", "trial plan"),
+    ("validate",): ("--space FILE", "--set KEY=VALUE", "Ray is not started", "--storage DIR", "--num-cpus", "--resume DIR", "trial plan"),
     ("report",): ("SWEEP_DIR", "--no-mlflow", "trials.csv"),
     ("teacher",): ("fine-tune",),
     ("teacher", "fine-tune"): ("--task", "--base PATH_OR_ID", "--out DIR", "--glue-dir DIR", "--epochs",
@@ -104,7 +104,7 @@ def test_unknown_command_is_a_usage_error():
 def test_missing_space_option_is_a_usage_error():
     result = invoke("validate")
     assert result.exit_code == 2
-    assert "Missing option '--space'" in result.stderr
+    assert result.stderr == "error: give --space FILE to start a sweep, or --resume DIR to continue one\n"
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,7 +128,7 @@ def test_set_values_are_yaml_and_validated(tiny_space):
     assert "trial plan: 5 trials" in ok.stdout
     assert "fixed: kd_loss='kl', alpha=0.5" in ok.stdout
     one_error_line(invoke("validate", "--space", str(tiny_space), "--set", "budget.num_samples=0"),
-                   "budget.num_samples must be >= 1, got 0")
+                   "budget.num_samples must be an integer >= 1, got 0")
     one_error_line(invoke("validate", "--space", str(tiny_space), "--set", "methods.vanilla.temprature=2"),
                    "unknown key 'methods.vanilla.temprature'", "did you mean 'temperature'?")
 

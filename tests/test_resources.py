@@ -30,6 +30,8 @@ def test_validate_prints_what_each_trial_reserves(tmp_path):
     raw = tiny_space_raw({"resources.worker_resources": {"raykd_cpu": 1}, "resources.num_workers": 2})
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump(raw))
-    result = CliRunner().invoke(main, ["validate", "--space", str(space)])
+    # custom resources exist only on a cluster: a local instance refuses them (test_local_resources_refused)
+    result = CliRunner().invoke(main, ["validate", "--space", str(space), "--address", "127.0.0.1:6379"])
     assert result.exit_code == 0, result.output
     assert "each trial: 2 Ray Train worker(s) x 1 CPU, 1 raykd_cpu (DDP)" in result.output
+    assert "the Ray cluster at 127.0.0.1:6379 (resources checked when the sweep attaches)" in result.output

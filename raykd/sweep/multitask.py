@@ -1,7 +1,8 @@
 """The stages of a multi-task sweep (``tasks: [...]``) before its trials, and its per-task report.
 
 1. Teachers: tasks without a ready teacher get one fine-tuned from ``teacher.base``
-   (:mod:`raykd.teachers.stage`: Ray tasks, cached by base, task, data and settings).
+   (:mod:`raykd.sweep.teachers`, the same code as single-task sweeps: Ray tasks, cached by base,
+   task, data and settings).
 2. Soft targets: each task's teacher labels that task's training split (cached like a
    single-task sweep's, :mod:`raykd.sweep.stage`), and is measured on its dev split.
 3. One :class:`~raykd.trial.plan.TrialContext` per task, bundled in a
@@ -14,7 +15,6 @@ parameters summed).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,35 +25,16 @@ from raykd.records import TeacherSummary
 __all__ = ["prepare_multi_task", "finish_task_fronts", "task_infos"]
 
 
-def _fine_tune_teachers(space: SweepConfig, checked: dict[str, TaskInputs], cache: Path,
-                        echo: Callable[[str], Any]) -> tuple[dict[str, TaskInputs], dict[str, dict]]:
-    """Fine-tune (or reuse) the teachers of the tasks that need one; return the tasks with ready teachers."""
-    from raykd.teachers.finetune import FineTuneSettings
-    from raykd.teachers.load import check_teacher_labels, inspect_teacher
-    from raykd.teachers.stage import FineTuneJob, fine_tuned_teachers
+def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], plans: dict, fine_tuned: dict[str, dict],
+                       storage: Path, sweep_dir: Path, *, device: str = "cpu", echo: Callable[[str], Any] = print,
+                       progress: bool = True):
+    """Run the soft-target stage of every task, once every task has its teacher.
 
-    t = space.teacher
-    settings = FineTuneSettings(epochs=t.fine_tune_epochs, lr=t.fine_tune_lr, batch_size=t.fine_tune_batch_size,
-                                max_length=space.data.max_length, seed=space.seed)
-    jobs = [FineTuneJob(task=c.inputs.task, base=c.inputs.teacher.path, settings=settings,
-                        frames={k: v for k, v in c.inputs.frames.items() if k != "ood"})
-            for c in checked.values() if c.fine_tune]
-    if not jobs:
-        return checked, {}
-    done = fine_tuned_teachers(jobs, cache, cpus_per_job=max(1.0, space.resources.cpus_per_worker), echo=echo)
-    out = dict(checked)
-    for name, teacher in done.items():
-        c = checked[name]
-        info = inspect_teacher(teacher["path"])
-        check_teacher_labels(info, c.inputs.task)
-        one = replace(c.space, teacher=replace(c.space.teacher, path=teacher["path"], fine_tune=False))
-        out[name] = TaskInputs(space=one, inputs=replace(c.inputs, teacher=info))
-    return out, done
-
-
-def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], storage: Path, sweep_dir: Path, *,
-                       device: str = "cpu", echo: Callable[[str], Any] = print, progress: bool = True):
-    """Run the teacher and soft-target stages of every task; Ray must be started.
+    Args:
+        checked: task -> its inputs, each with a ready teacher (after
+            :func:`raykd.sweep.teachers.prepare_teachers`).
+        plans: task -> its :class:`~raykd.sweep.teachers.TeacherPlan` (the dev outputs measured before).
+        fine_tuned: task -> the teacher stage's record, for the tasks whose teacher it fine-tuned.
 
     Returns:
         ``(context, meta)``: the :class:`~raykd.trial.multitask.MultiTaskContext` and what
@@ -66,11 +47,10 @@ def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], stora
     from raykd.trial.multitask import MACRO, MultiTaskContext
 
     cache = storage / "cache"
-    checked, fine_tuned = _fine_tune_teachers(space, checked, cache, echo)
     contexts, tasks = {}, {}
     for name, c in checked.items():
         _low_data(c.space, c.inputs, lambda line, name=name: echo(f"{name}: {line}"))
-        stage = build_stage(c.space, c.inputs, cache, device=device, progress=progress)
+        stage = build_stage(c.space, c.inputs, cache, device=device, progress=progress, teacher_check=plans[name].check)
         task = c.inputs.task
         echo(f"teacher for {name}: {task.primary_metric} {stage.teacher.metric:.4f} on {task.eval_splits[0]}, "
              f"{stage.teacher.params / 1e6:.1f}M parameters, {len(c.inputs.frames.get('train', ())):,} training "

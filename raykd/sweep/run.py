@@ -20,43 +20,18 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from raykd.checks import check_inputs
 from raykd.config import SweepConfig
 from raykd.records import TrialResult
 from raykd.report import Report
+from raykd.sweep.preflight import Preflight, SweepOptions, preflight, read_resume_meta
 from raykd.trial.plan import OBJECTIVES, TrialContext
 
 __all__ = ["SweepOptions", "SweepOutcome", "run_sweep", "resume_sweep", "default_max_concurrent"]
-
-
-@dataclass(frozen=True)
-class SweepOptions:
-    """How to run a sweep (the command line's options).
-
-    Attributes:
-        storage: root folder for sweeps, the cache and the default MLflow store.
-        num_samples: overrides ``budget.num_samples``.
-        max_concurrent: overrides ``budget.max_concurrent``.
-        address: an existing Ray cluster (``auto`` or ``host:port``); None starts a local instance.
-        mlflow_uri: MLflow tracking URI; None means ``sqlite:///<storage>/mlflow.db``.
-        num_cpus: CPUs a local Ray instance gives trial workers (default: this machine's); it gets one
-            more logical CPU for the trials' driver processes.
-        echo: where progress lines go.
-        live: show trials as a table redrawn in place (for terminals) instead of event lines.
-    """
-
-    storage: str = "./raykd_runs"
-    num_samples: int | None = None
-    max_concurrent: int | None = None
-    address: str | None = None
-    mlflow_uri: str | None = None
-    num_cpus: int | None = None
-    echo: Callable[[str], Any] = field(default=print)
-    live: bool = False
+# SweepOptions lives in raykd.sweep.preflight (the checks need it) and is re-exported here, where callers look.
 
 
 @dataclass
@@ -102,15 +77,13 @@ def _start_ray(options: SweepOptions) -> None:
         ray.init(address=options.address, **kwargs)
     else:
         # "local": always a fresh instance of our own, never a cluster some other program left
-        # running. One logical CPU more than the workers get: the trials' drivers (DRIVER_CPU each)
-        # sleep while their workers train, and without it the last trial's workers could not be placed.
-        settings = local_train_settings()
-        os.environ.update(settings)  # the new raylet, and so every worker it starts, inherits them
-        try:
-            ray.init(address="local", num_cpus=(options.num_cpus or os.cpu_count()) + 1, **kwargs)
-        finally:
-            for name in settings:
-                del os.environ[name]
+        # running, reachable from this machine only (every Ray socket on 127.0.0.1). One logical CPU
+        # more than the workers get: the trials' drivers (DRIVER_CPU each) sleep while their workers
+        # train, and without it the last trial's workers could not be placed. The raylet, and so every
+        # worker it starts, inherits LOCAL_TRAIN_SETTINGS (a variable the user set is kept).
+        from raykd.sweep.local_ray import start_local_ray
+
+        start_local_ray((options.num_cpus or os.cpu_count()) + 1, env=LOCAL_TRAIN_SETTINGS, **kwargs)
 
 
 LOCAL_TRAIN_SETTINGS = {
@@ -124,10 +97,6 @@ LOCAL_TRAIN_SETTINGS = {
 """Ray Train settings raykd uses on a local instance it starts itself (not with ``--address``)."""
 
 
-def local_train_settings() -> dict[str, str]:
-    """:data:`LOCAL_TRAIN_SETTINGS`, except where the user's environment already sets a variable."""
-    return {name: value for name, value in LOCAL_TRAIN_SETTINGS.items() if name not in os.environ}
-
 
 def _sweep_dir(storage: Path, name: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -138,22 +107,6 @@ def _sweep_dir(storage: Path, name: str) -> Path:
         folder = storage / f"{name}-{stamp}-{suffix}"
     folder.mkdir(parents=True)
     return folder
-
-
-def _check_local_resources(space: SweepConfig, options: SweepOptions) -> None:
-    """Refuse, before anything starts, what a local Ray instance could never schedule."""
-    from raykd.errors import RaykdInputError
-
-    if options.address:
-        return  # a cluster (or its autoscaler) may provide them
-    res = space.resources
-    if res.worker_resources:
-        names = ", ".join(res.worker_resources)
-        raise RaykdInputError(f"resources.worker_resources asks for {names}, which a local Ray instance does not "
-                              "have; attach to a cluster that advertises it with --address, or drop it")
-    if res.use_gpu and not _cuda():
-        raise RaykdInputError("resources.gpus_per_worker > 0 but this machine has no CUDA GPU; set "
-                              "gpus_per_worker: 0, or attach to a cluster with GPUs with --address")
 
 
 def _context(space: SweepConfig, inputs, stage, sweep_dir: Path) -> TrialContext:
@@ -207,79 +160,105 @@ def _low_data(space: SweepConfig, inputs, echo: Callable[[str], Any]) -> dict:
     return {"train_size": size, "train_examples": len(frame)}
 
 
-def _stage(space: SweepConfig, inputs, storage: Path, options: SweepOptions):
+def _stage(pre: Preflight, task_inputs, teacher_plan):
+    """The single-task soft-target stage: the teacher's outputs on every split (cached), its figures."""
     from raykd.sweep.stage import build_stage
 
-    device = "cuda" if space.resources.use_gpu and _cuda() else "cpu"
-    stage = build_stage(space, inputs, storage / "cache", device=device)
-    task = inputs.task
-    options.echo(f"teacher: {task.primary_metric} {stage.teacher.metric:.4f} on {task.eval_splits[0]}, "
-                 f"{stage.teacher.params / 1e6:.1f}M parameters, {stage.teacher.latency_ms:.2f} ms/example")
+    stage = build_stage(task_inputs.space, task_inputs.inputs, pre.cache, device=pre.device,
+                        teacher_check=teacher_plan.check)
+    task = task_inputs.inputs.task
+    pre.options.echo(f"teacher: {task.primary_metric} {stage.teacher.metric:.4f} on {task.eval_splits[0]}, "
+                     f"{stage.teacher.params / 1e6:.1f}M parameters, {stage.teacher.latency_ms:.2f} ms/example")
     return stage
+
+
+def _teachers(pre: Preflight):
+    """Run the teacher stage where a task's teacher is still to be fine-tuned (starting Ray for it).
+
+    Returns:
+        ``(tasks, plans, fine_tuned)`` of :func:`raykd.sweep.teachers.prepare_teachers`.
+    """
+    from raykd.sweep.teachers import prepare_teachers
+
+    if any(plan.fine_tune and not plan.cached for plan in pre.teachers.values()):
+        _start_ray(pre.options)
+    tasks, plans, fine_tuned = prepare_teachers(pre.space, pre.tasks, pre.teachers, pre.cache, device=pre.device,
+                                                echo=pre.options.echo)
+    for name, plan in plans.items():
+        if plan.check is not None and plan.check.weak:
+            pre.options.echo(f"warning: the teacher for {name} does not beat the majority class "
+                             f"({plan.check.summary()}); distilling from it because teacher.allow_weak is true")
+    return tasks, plans, fine_tuned
 
 
 def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> SweepOutcome:
     """Run a whole sweep and write its report.
 
-    Inputs are checked before anything is written or Ray starts. A failing trial is recorded
+    Every check (:func:`~raykd.sweep.preflight.preflight`) runs before anything is written or Ray
+    starts. Then, in order: the teacher stage (teachers to fine-tune, cached), the sweep folder and
+    MLflow experiment, the soft-target stage (cached), the trials. A failing trial is recorded
     (status ERROR, reason in trials.csv and its MLflow run) and the sweep goes on; the report is
     written even if the sweep is interrupted, and ``resume_sweep`` continues it.
 
     Raises:
-        RaykdInputError: bad search space, data or teacher, or an unreachable MLflow server
+        RaykdInputError: bad search space, data, teacher, storage, tracking URI or resources
             (nothing is written).
+        RaykdStageError: a fine-tuned teacher no better than the majority class (it stays cached;
+            no sweep folder is created).
     """
-    from raykd._quiet import quiet_libraries
-    from raykd.tracking.mlflow import SweepTracker, check_tracking_uri, default_tracking_uri
+    from raykd.tracking.mlflow import SweepTracker
 
-    quiet_libraries()
-    if space.multi_task:
-        from raykd.checks import check_multi_task_inputs
-
-        checked = check_multi_task_inputs(space, options.echo)
-    else:
-        inputs = check_inputs(space)
-    _check_local_resources(space, options)
-    storage = Path(options.storage).resolve()
-    tracking_uri = options.mlflow_uri or default_tracking_uri(storage)
-    check_tracking_uri(tracking_uri)
+    pre = preflight(space, options)
+    tasks, plans, fine_tuned = _teachers(pre)
+    storage, echo = pre.storage, options.echo
     # a local store keeps artifacts beside it; a tracking server uses its own artifact store
-    local_store = tracking_uri.startswith(("sqlite:", "file:"))
-    tracker = SweepTracker.for_experiment(tracking_uri, f"raykd-{space.name}",
+    local_store = pre.tracking_uri.startswith(("sqlite:", "file:"))
+    tracker = SweepTracker.for_experiment(pre.tracking_uri, f"raykd-{space.name}",
                                           storage / "mlartifacts" if local_store else None)
     sweep_dir = _sweep_dir(storage, space.name)
     (sweep_dir / "space.yaml").write_text(space.source)
-    options.echo(f"sweep folder: {sweep_dir}")
-    num_samples = options.num_samples or space.budget.num_samples
+    echo(f"sweep folder: {sweep_dir}")
+    num_samples = pre.num_samples
     if space.multi_task:
-        context, task_meta = _multi_task_stage(space, checked, storage, sweep_dir, options)
+        context, task_meta = _multi_task_stage(pre, tasks, plans, fine_tuned, sweep_dir)
         names = list(task_meta["tasks"])
         params = {"task": "+".join(names), "tasks": ",".join(names), "teacher": task_meta["teacher"]["path"][:480],
                   "num_samples": num_samples}
         meta = {"name": space.name, "task": "+".join(names), "metric_name": "macro", "num_samples": num_samples,
                 **task_meta}
     else:
-        low_data = _low_data(space, inputs, options.echo)
-        stage = _stage(space, inputs, storage, options)
+        (name, task_inputs), = tasks.items()
+        low_data = _low_data(task_inputs.space, task_inputs.inputs, echo)
+        stage = _stage(pre, task_inputs, plans[name])
+        inputs = task_inputs.inputs
         params = {"task": inputs.task.name, "teacher": stage.teacher.path, "num_samples": num_samples, **low_data}
         meta = {"name": space.name, "task": inputs.task.name, "metric_name": inputs.task.primary_metric,
                 "teacher": stage.teacher.to_dict(), "baseline": stage.baseline, "num_samples": num_samples,
-                **low_data}
-        context = _context(space, inputs, stage, sweep_dir)
+                **low_data, **_fine_tune_meta(fine_tuned.get(name))}
+        context = _context(task_inputs.space, inputs, stage, sweep_dir)
     parent = tracker.start_sweep(sweep_dir.name, params)
     tracker.log_artifact(parent, sweep_dir / "space.yaml")
-    meta.update(mlflow_uri=tracking_uri, mlflow_parent_run_id=parent)
+    meta.update(mlflow_uri=pre.tracking_uri, mlflow_parent_run_id=parent)
     (sweep_dir / "sweep.json").write_text(json.dumps(meta, indent=1))
     return _fit(space, options, context, sweep_dir, tracker, num_samples, restore=False)
 
 
-def _multi_task_stage(space: SweepConfig, checked, storage: Path, sweep_dir: Path, options: SweepOptions):
-    """Start Ray, then the teacher fine-tuning and soft-target stages of every task (see :mod:`raykd.sweep.multitask`)."""
+def _fine_tune_meta(record: dict | None) -> dict:
+    """What ``sweep.json`` keeps of a teacher the teacher stage fine-tuned (``{}`` for a ready teacher)."""
+    if record is None:
+        return {}
+    card = record["card"]
+    return {"fine_tuned": {"cached": record["cached"], "seconds": card.get("fine_tune_seconds"),
+                           "epochs": card.get("epochs"), "train_rows": card.get("train_rows"),
+                           "base": card.get("base"), "path": record["path"]}}
+
+
+def _multi_task_stage(pre: Preflight, tasks, plans, fine_tuned, sweep_dir: Path):
+    """The soft-target stage of every task of a multi-task sweep (see :mod:`raykd.sweep.multitask`)."""
     from raykd.sweep.multitask import prepare_multi_task
 
-    _start_ray(options)
-    device = "cuda" if space.resources.use_gpu and _cuda() else "cpu"
-    return prepare_multi_task(space, checked, storage, sweep_dir, device=device, echo=options.echo)
+    return prepare_multi_task(pre.space, tasks, plans, fine_tuned, pre.storage, sweep_dir, device=pre.device,
+                              echo=pre.options.echo)
 
 
 def resume_sweep(sweep_dir: str | Path, options: SweepOptions = SweepOptions()) -> SweepOutcome:
@@ -291,40 +270,27 @@ def resume_sweep(sweep_dir: str | Path, options: SweepOptions = SweepOptions()) 
     ``space.yaml``; teacher soft targets come from the cache. Trials keep their MLflow runs.
 
     Raises:
-        RaykdInputError: not a sweep folder, nothing to resume, or inputs that no longer check.
+        RaykdInputError: not a sweep folder, a damaged ``sweep.json``, nothing to resume, or inputs
+            that no longer check (nothing is written).
     """
-    from raykd._quiet import quiet_libraries
     from raykd.config import load_space
-    from raykd.errors import RaykdInputError
-    from raykd.sweep.finish import read_sweep_meta
-    from raykd.tracking.mlflow import SweepTracker, check_tracking_uri
+    from raykd.tracking.mlflow import SweepTracker
 
-    quiet_libraries()
+    meta = read_resume_meta(sweep_dir)
     sweep_dir = Path(sweep_dir).resolve()
-    meta = read_sweep_meta(sweep_dir)
-    if not (sweep_dir / "tune").is_dir() or not any((sweep_dir / "tune").glob("experiment_state*.json")):
-        raise RaykdInputError(f"{sweep_dir} stopped before its first trial started, so there is nothing to "
-                              f"resume; start it again with raykd sweep --space {sweep_dir / 'space.yaml'}")
     space = load_space(sweep_dir / "space.yaml")
-    if space.multi_task:
-        from raykd.checks import check_multi_task_inputs
-
-        checked = check_multi_task_inputs(space, options.echo)
-    else:
-        inputs = check_inputs(space)
-    _check_local_resources(space, options)
-    tracking_uri = options.mlflow_uri or meta["mlflow_uri"]
-    check_tracking_uri(tracking_uri)
-    tracker = SweepTracker.for_experiment(tracking_uri, f"raykd-{space.name}",
+    pre = preflight(space, options, resume_dir=sweep_dir, meta=meta)
+    tasks, plans, fine_tuned = _teachers(pre)
+    tracker = SweepTracker.for_experiment(pre.tracking_uri, f"raykd-{space.name}",
                                           parent_run_id=meta["mlflow_parent_run_id"])
     options.echo(f"resuming sweep folder: {sweep_dir}")
     if space.multi_task:  # teachers and soft targets come from the cache
-        context, _ = _multi_task_stage(space, checked, sweep_dir.parent, sweep_dir, options)
+        context, _ = _multi_task_stage(pre, tasks, plans, fine_tuned, sweep_dir)
     else:
-        stage = _stage(space, inputs, sweep_dir.parent, options)
-        context = _context(space, inputs, stage, sweep_dir)
-    return _fit(space, options, context, sweep_dir, tracker, meta.get("num_samples", space.budget.num_samples),
-                restore=True)
+        (name, task_inputs), = tasks.items()
+        stage = _stage(pre, task_inputs, plans[name])
+        context = _context(task_inputs.space, task_inputs.inputs, stage, sweep_dir)
+    return _fit(space, options, context, sweep_dir, tracker, pre.num_samples, restore=True)
 
 
 def _metric_name(context) -> str:
@@ -348,12 +314,6 @@ def _fit(space, options, context, sweep_dir: Path, tracker, num_samples: int, *,
     return outcome
 
 
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def _trainable(context):
     from ray import tune
 
@@ -367,10 +327,10 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
     import optuna
     import ray
     from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
 
     from raykd.sweep.callbacks import MlflowTrialCallback
     from raykd.sweep.progress import ProgressCallback
+    from raykd.sweep.search import TrackedOptunaSearch
     from raykd.sweep.space import DefineByRun
 
     _start_ray(options)
@@ -387,10 +347,10 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=space.seed, multivariate=True, group=True, constant_liar=True,
                                              n_startup_trials=startup_trials(num_samples))
-    searcher = OptunaSearch(
+    searcher = TrackedOptunaSearch(
         space=DefineByRun(space), metric=[m for m, _ in OBJECTIVES], mode=[d for _, d in OBJECTIVES],
         sampler=sampler, study_name=sweep_dir.name, points_to_evaluate=first_points(space, num_samples),
-        storage=optuna.storages.RDBStorage(f"sqlite:///{sweep_dir / 'optuna.db'}"))
+        storage=optuna.storages.RDBStorage(f"sqlite:///{sweep_dir / 'optuna.db'}"), tracker=tracker)
     tuner = tune.Tuner(
         _trainable(context),
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples, max_concurrent_trials=concurrent,
@@ -399,7 +359,7 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
         run_config=tune.RunConfig(name="tune", storage_path=str(sweep_dir), verbose=0,
                                   callbacks=[ProgressCallback(_metric_name(context), num_samples, options.echo,
                                                               live=options.live),
-                                             MlflowTrialCallback(tracker)]),
+                                             MlflowTrialCallback(tracker, _metric_name(context))]),
     )
     tuner.fit()
 

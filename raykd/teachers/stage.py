@@ -24,7 +24,7 @@ from typing import Any, Callable
 from raykd.data.tasks import TaskSpec
 from raykd.teachers.finetune import FineTuneSettings
 
-__all__ = ["FineTuneJob", "teacher_key", "fine_tuned_teachers", "TEACHERS_DIR"]
+__all__ = ["FineTuneJob", "teacher_key", "fine_tuned_teachers", "fine_tune_into", "TEACHERS_DIR"]
 
 PROGRESS_EVERY_S = 60.0
 """Seconds between the teacher stage's "still fine-tuning" lines."""
@@ -60,8 +60,21 @@ def teacher_key(job: FineTuneJob) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _fine_tune_task(job: FineTuneJob, folder: str, threads: int) -> dict:
-    """Ray task body: fine-tune one teacher into ``folder`` (atomically) under the key's lock."""
+def fine_tune_into(job: FineTuneJob, folder: str | Path, threads: int | None = None, *,
+                   progress: Callable[[str, int], Callable[[int], None]] | None = None) -> dict:
+    """Fine-tune one teacher into its cache ``folder`` (written aside, then renamed) under the key's file lock.
+
+    The teacher stage runs it as a Ray task; ``raykd teacher fine-tune --space`` calls it directly.
+
+    Args:
+        job: what to fine-tune.
+        folder: ``<cache>/teachers/<teacher_key(job)>``.
+        threads: torch threads (None: leave torch's setting).
+        progress: optional progress-bar factory.
+
+    Returns:
+        ``{"cached": bool, **training_card.json}`` (``cached`` when another run had finished it).
+    """
     import torch
     from filelock import FileLock
 
@@ -69,15 +82,17 @@ def _fine_tune_task(job: FineTuneJob, folder: str, threads: int) -> dict:
     from raykd.teachers.finetune import fine_tune
 
     quiet_libraries()
-    torch.set_num_threads(max(1, threads))
+    if threads:
+        torch.set_num_threads(max(1, threads))
     target = Path(folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if (target / "training_card.json").is_file():  # another sweep finished it while we waited
             return {"cached": True, **json.loads((target / "training_card.json").read_text())}
         tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         started = time.perf_counter()
-        fine_tune(job.task, job.base, tmp, job.frames, job.settings)
+        fine_tune(job.task, job.base, tmp, job.frames, job.settings, progress=progress)
         card = json.loads((tmp / "training_card.json").read_text())
         card["fine_tune_seconds"] = round(time.perf_counter() - started, 1)
         (tmp / "training_card.json").write_text(json.dumps(card, indent=1))
@@ -120,7 +135,7 @@ def fine_tuned_teachers(jobs: list[FineTuneJob], cache_dir: str | Path, *, cpus_
         return out
     import ray
 
-    remote = ray.remote(num_cpus=cpus_per_job, max_retries=0)(_fine_tune_task)
+    remote = ray.remote(num_cpus=cpus_per_job, max_retries=0)(fine_tune_into)
     started = time.perf_counter()
     listed = ", ".join(f"{name} ({len(job.frames['train']):,} examples)" for name, (job, _) in pending.items())
     echo(f"fine-tuning {len(pending)} teacher(s) from {Path(jobs[0].base).name} as Ray tasks: {listed}")

@@ -16,38 +16,11 @@ from typing import Any, Mapping
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.tracking import MlflowClient
 
+from raykd.tracking.uri import check_tracking_uri, default_tracking_uri
+
 __all__ = ["SweepTracker", "default_tracking_uri", "check_tracking_uri"]
 
 _MAX_PARAM = 6000  # MLflow's limit on a param value's length
-
-
-def default_tracking_uri(storage: str | Path) -> str:
-    """``sqlite:///<absolute storage>/mlflow.db`` (MLflow needs absolute SQLite paths)."""
-    return f"sqlite:///{Path(storage).resolve() / 'mlflow.db'}"
-
-
-def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
-    """Make sure a tracking server answers before a sweep starts (local stores need no check).
-
-    Raises:
-        RaykdInputError: an ``http(s)`` server does not answer its ``/health`` endpoint.
-    """
-    if not uri.startswith(("http://", "https://")):
-        return
-    import urllib.error
-    import urllib.request
-
-    from raykd.errors import RaykdInputError
-
-    try:
-        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as response:
-            if response.status == 200:
-                return
-            problem = f"HTTP {response.status}"
-    except (urllib.error.URLError, OSError) as err:
-        problem = getattr(err, "reason", None) or err
-    raise RaykdInputError(f"MLflow tracking server {uri} is not reachable ({problem}); start it "
-                          "(mlflow server --host ... --port ...) or drop --mlflow-uri to use the local store")
 
 
 def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -118,12 +91,17 @@ class SweepTracker:
         self.log_params(self.parent_run_id, params)
         return self.parent_run_id
 
-    def start_trial(self, trial_id: str, settings: Mapping[str, Any]) -> str:
-        """Create a trial's child run under the sweep and log every resolved setting as a param."""
+    def start_trial(self, trial_id: str, settings: Mapping[str, Any], name: str | None = None) -> str:
+        """Create a trial's child run under the sweep (named ``name``, default ``trial-<id>``) and log every
+        resolved setting as a param."""
         tags = {"mlflow.parentRunId": self.parent_run_id or "", "raykd.kind": "trial", "raykd.trial_id": trial_id}
-        run = self.client.create_run(self.experiment_id, run_name=f"trial-{trial_id}", tags=tags)
+        run = self.client.create_run(self.experiment_id, run_name=name or f"trial-{trial_id}", tags=tags)
         self.log_params(run.info.run_id, settings)
         return run.info.run_id
+
+    def rename_run(self, run_id: str, name: str) -> None:
+        """Give a run a new name (a trial's name gains its size once the student is built)."""
+        self.client.update_run(run_id, name=name)
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         """Log (nested) params, flattened with ``/``."""
