@@ -9,7 +9,18 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["TrialResult", "TeacherSummary"]
+__all__ = ["TrialResult", "TeacherSummary", "SELECTED_KEY", "SELECTION_KEY", "NOT_A_RESULT"]
+
+SELECTED_KEY = "selected"
+"""Key of a trial's final result that holds the metrics reported with its selected (best) checkpoint."""
+
+SELECTION_KEY = "selection"
+"""Key of the value by which a trial's checkpoints are ranked: the one with the highest is the trial's
+result (its figures are the trial's figures). It is the epoch's primary metric, or :data:`NOT_A_RESULT`."""
+
+NOT_A_RESULT = float("-inf")
+"""The selection value of an epoch that can never be the trial's result but is checkpointed to resume
+from: the joint epochs of MKD with per-task fine-tuning, whose result is the fine-tuned students."""
 
 
 @dataclass
@@ -23,8 +34,10 @@ class TrialResult:
         student: student family name (``bilstm``, ``transformer``).
         settings: every resolved setting of the trial, flattened with ``/`` (``vanilla/temperature``).
         metric_name: the task's primary metric (``accuracy``, ``matthews``, ``f1``, ``pearson``).
-        metric: best dev value of the primary metric over epochs; None if the trial never evaluated.
-        metrics: all dev metrics of the best epoch.
+        metric: the primary metric of the selected epoch (the best dev value over epochs, whose
+            checkpoint the trial keeps); None if the trial never evaluated.
+        metrics: all dev metrics of the selected epoch.
+        best_epoch: the selected epoch (its checkpoint is ``checkpoint_dir``).
         student_params: total student parameters, embeddings included.
         student_params_non_embedding: student parameters without embedding matrices.
         compression_ratio: teacher total parameters / student total parameters.
@@ -50,6 +63,7 @@ class TrialResult:
     compression_ratio: float | None = None
     latency_ms: float | None = None
     epochs_done: int = 0
+    best_epoch: int | None = None
     checkpoint_dir: str | None = None
     error: str | None = None
     mlflow_run_id: str | None = None

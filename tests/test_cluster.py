@@ -174,17 +174,38 @@ def test_runs_are_on_the_tracking_server(sweep):
     rows = list(csv.DictReader(open(sweep_dir / "trials.csv")))
     assert {c.data.tags["raykd.trial_id"] for c in children} == {r["trial_id"] for r in rows}
     assert all(c.info.artifact_uri.startswith("mlflow-artifacts:") for c in children)  # the server stores them
+    by_id = {r["trial_id"]: r for r in rows}
     for child in children:
-        assert {"best_metric", "student_params", "compression_ratio", "latency_ms"} <= set(child.data.metrics)
+        row, metrics = by_id[child.data.tags["raykd.trial_id"]], child.data.metrics
+        assert {"metric", "accuracy", "best_epoch", "student_params", "compression_ratio", "latency_ms"} <= set(metrics)
+        # the headline figures are the report's: the selected epoch's, whose checkpoint the trial keeps
+        assert metrics["metric"] == pytest.approx(float(row["metric"]), abs=1e-12)
+        assert metrics["accuracy"] == pytest.approx(float(row["dev_accuracy"]), abs=1e-12)
+        assert metrics["best_epoch"] == int(row["best_epoch"]) and metrics["student_params"] == int(row["student_params"])
+        assert child.info.run_name == f"vanilla-{row['student']}-{int(row['student_params']) / 1e6:.2f}M-{row['trial_id']}"
         assert "student" in child.data.params and "vanilla/kd_loss" in child.data.params
-        assert len(client.get_metric_history(child.info.run_id, "metric")) == 2  # one per epoch
+        # per-epoch curves under their own names, the epoch as step; each headline figure logged once
+        curve = client.get_metric_history(child.info.run_id, "epoch/accuracy")
+        assert sorted(m.step for m in curve) == [1, 2]
+        assert max(m.value for m in curve) == pytest.approx(metrics["accuracy"])
+        assert len(client.get_metric_history(child.info.run_id, "metric")) == 1
+        assert [m.step for m in client.get_metric_history(child.info.run_id, "epoch/train_loss")] in ([1, 2], [2, 1])
+        assert not {"worker_pid", "start_epoch", "epoch/worker_pid"} & set(metrics)  # bookkeeping is tags
+        assert child.data.tags["raykd.start_epoch"] == "0" and child.data.tags["raykd.worker_pid"].isdigit()
         files = {a.path for a in client.list_artifacts(child.info.run_id, "student")}
         assert "student/student.safetensors" in files and "student/student.json" in files
-        assert "student/train_state.pt" not in files  # optimiser state stays in the sweep's storage
+        assert not any(f.startswith("student/train_state") for f in files)  # optimiser state stays in storage
     parent_files = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
-    assert {"trials.csv", "pareto.csv", "pareto.png", "space.yaml"} <= parent_files
+    assert {"trials.csv", "pareto.csv", "pareto.png", "pareto.html", "space.yaml"} <= parent_files
     assert "hypervolume" in parents[0].data.metrics
     assert not (sweep_dir.parent / "mlflow.db").exists()  # nothing went to a local store
+    # Optuna's study names its objectives and links each trial to its raykd trial and MLflow run
+    import optuna
+
+    study = optuna.load_study(study_name=sweep_dir.name, storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
+    assert study.metric_names == ["best_metric", "student_params"]
+    linked = {t.user_attrs["raykd_trial_id"]: t.user_attrs["mlflow_run_id"] for t in study.trials}
+    assert linked == {c.data.tags["raykd.trial_id"]: c.info.run_id for c in children}
 
 
 def test_report_re_renders_a_finished_sweep(sweep):

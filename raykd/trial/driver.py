@@ -3,7 +3,10 @@
 This follows Ray's documented Train-inside-Tune pattern (``train_tune_interop.py``): the Tune
 trial is a small driver that builds a ``TorchTrainer`` named after the trial id and calls
 ``fit()``. Per-epoch metrics reach Tune through ``TuneReportCallback``; when ``fit()`` returns,
-the driver reports one final result holding the objectives and the best checkpoint's path.
+the driver reports one final result holding the best checkpoint's path (checkpoints are ranked by
+the ``selection`` value the workers report with them) and, under ``selected`` and at its top level,
+the metrics the workers reported with that checkpoint: the trial's figures (its Optuna objectives,
+trials.csv, the front, MLflow) are the saved checkpoint's by construction.
 The Train run name has no timestamp, so a retried or restored trial resumes its own run.
 """
 
@@ -17,6 +20,7 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from raykd.errors import NonFiniteLossError
+from raykd.records import SELECTED_KEY, SELECTION_KEY
 from raykd.trial.worker import FAILED_KEY, train_fn_per_worker
 
 __all__ = ["run_trial", "scaling_config"]
@@ -56,12 +60,15 @@ def run_trial(config: dict[str, Any], context) -> None:
             callbacks=[TuneReportCallback()],
             failure_config=ray.train.FailureConfig(max_failures=context.resources.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(
-                num_to_keep=1, checkpoint_score_attribute="metric", checkpoint_score_order="max"),
+                num_to_keep=1, checkpoint_score_attribute=SELECTION_KEY, checkpoint_score_order="max"),
         ),
     )
     result = trainer.fit()
     if isinstance(result.return_value, dict) and FAILED_KEY in result.return_value:
         raise NonFiniteLossError(result.return_value[FAILED_KEY])  # Tune marks the trial failed with it
-    best = result.get_best_checkpoint(metric="metric", mode="max")
-    final = {**(result.metrics or {}), "checkpoint_dir": best.path if best else None, "final": True}
+    best = result.get_best_checkpoint(metric=SELECTION_KEY, mode="max")
+    selected = next((dict(m) for c, m in result.best_checkpoints or () if best is not None and c.path == best.path), {})
+    # the selected epoch's figures on top, so Optuna is told the objectives of the checkpoint the trial keeps
+    final = {**(result.metrics or {}), **selected, "checkpoint_dir": best.path if best else None, "final": True,
+             SELECTED_KEY: selected}
     ray.tune.report(final)

@@ -42,6 +42,7 @@ from raykd.data.encoding import EncodedSplit
 from raykd.distill.checkpoint import save_checkpoint
 from raykd.distill.evaluate import evaluate_splits, measure_latency
 from raykd.distill.loop import LoopState, fit
+from raykd.records import NOT_A_RESULT, SELECTION_KEY
 from raykd.registry import METHODS
 from raykd.students import build_student, count_parameters, student_spec
 from raykd.trial.plan import TrialContext
@@ -138,7 +139,11 @@ def train_fn_multi_task(config: dict[str, Any]) -> None:
 
 
 def _report(metrics: dict, folders: dict[str, tuple] | None) -> None:
-    """``ray.train.report`` with, when ``folders`` is given, a checkpoint of one student folder per task."""
+    """``ray.train.report`` with, when ``folders`` is given, a checkpoint of one student folder per task.
+
+    The checkpoint's selection value is its macro (``metric``) unless ``metrics`` sets one.
+    """
+    metrics = {SELECTION_KEY: metrics["metric"], **metrics}
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = None
         if folders is not None:
@@ -250,8 +255,12 @@ def _joint(module, trial: dict, context: MultiTaskContext, device: str) -> None:
 
     best = BestEpoch(model, MACRO)
 
+    ft_epochs = int(method_params.get("finetune_epochs", 0) or 0)
+
     def report(metrics: dict, state: LoopState) -> None:
         metrics = {**metrics, **sizes, "metric": metrics[MACRO]}
+        if ft_epochs > 0:  # MKD + fine-tuning: the fine-tuned students are the result; these resume only
+            metrics[SELECTION_KEY] = NOT_A_RESULT
         best(metrics, state)
         folders = {t: (model.task_model(t), specs[t], state, _per_task_dev(metrics, t)) for t in tasks}
         if state.epoch == settings.epochs and not method_params.get("finetune_epochs", 0):
@@ -263,7 +272,6 @@ def _joint(module, trial: dict, context: MultiTaskContext, device: str) -> None:
     tau = float(method_params.get("sampling_temperature", 1.0)) if sampling == "temperature" else 1.0
     state = fit_multitask(model, objectives, trains, settings, evaluate=evaluate, primary=MACRO, report=report,
                           pad_id=first.pad_id, sampling=sampling, tau=tau)
-    ft_epochs = int(method_params.get("finetune_epochs", 0) or 0)
     if ft_epochs <= 0:
         return
     best.restore()

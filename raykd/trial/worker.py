@@ -31,6 +31,7 @@ from raykd.distill.evaluate import evaluate_splits, measure_latency
 from raykd.datafree.loop import fit_data_free
 from raykd.distill.loop import LoopSettings, fit
 from raykd.errors import NonFiniteLossError
+from raykd.records import SELECTION_KEY
 from raykd.registry import METHODS
 from raykd.students import StudentContext, build_student, count_parameters, student_spec
 from raykd.trial.plan import TrialContext
@@ -134,7 +135,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
     primary = context.task.primary_metric
 
     def report(metrics: dict, loop_state) -> None:
-        metrics = {**metrics, **sizes, "metric": metrics[primary]}
+        metrics = {**metrics, **sizes, "metric": metrics[primary], SELECTION_KEY: metrics[primary]}
         if loop_state.epoch == settings.epochs and rank == 0:
             metrics["latency_ms"] = measure_latency(getattr(model, "module", model), next(iter(evals.values())),
                                                     context.pad_id)
