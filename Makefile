@@ -11,14 +11,18 @@ BIN := $(VENV)/bin
 # a newer release with several GB of CUDA packages. Override for a GPU box: make TORCH=torch==2.13.0+cu128
 TORCH ?= torch==2.13.0
 SPACE ?= search_spaces/sst2_demo.yaml
+# Debian's browser, where tests/test_mlflow_browser.py looks for it (make setup installs it as root)
+CHROMIUM ?= /usr/bin/chromium
 
-# No model or dataset hub here: everything reads local folders. Token auth off for the local Ray.
+# No model or dataset hub here: everything reads local folders.
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
-export RAY_AUTH_MODE := disabled
 export RAY_USAGE_STATS_ENABLED := 0
+# Ray's token auth stays on (its default) for the demo and benchmarks; only the tests, which start and
+# attach to throwaway local clusters (`ray start` on 127.0.0.1), turn it off.
+TEST_ENV := RAY_AUTH_MODE=disabled
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup browser demo test test-fast bench clean
 
 setup: $(VENV)/.installed
 
@@ -27,16 +31,32 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@$(MAKE) --no-print-directory browser
 	touch $@
+
+# Debian's chromium for the browser tests (tests/test_mlflow_browser.py drives it with Playwright;
+# no `playwright install`). Installed with apt-get when missing and run as root; anywhere else the
+# setup goes on and those tests skip. apt's output goes to $(VENV)/apt-chromium.log.
+browser:
+	@[ -x $(CHROMIUM) ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests (apt-get, log in $(VENV)/apt-chromium.log)"; \
+	    mkdir -p $(VENV); \
+	    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	      || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }; \
+	    } >$(VENV)/apt-chromium.log 2>&1 || true; \
+	  fi; \
+	  [ -x $(CHROMIUM) ] || echo "no $(CHROMIUM) (installing it needs root and apt-get): the browser tests will be skipped"; \
+	}
 
 demo: setup
 	$(BIN)/raykd sweep --space $(SPACE)
 
 test: setup
-	$(BIN)/python -m pytest --durations=15
+	$(TEST_ENV) $(BIN)/python -m pytest --durations=15
 
 test-fast: setup
-	$(BIN)/python -m pytest -m "not ray and not integration"
+	$(TEST_ENV) $(BIN)/python -m pytest -m "not ray and not integration"
 
 bench: setup
 	$(BIN)/python benchmarks/trial_overhead.py

@@ -18,7 +18,7 @@ import pandas as pd
 from raykd.records import TeacherSummary, TrialResult
 from raykd.report.pareto import pareto_mask, scaled_hypervolume
 
-__all__ = ["Report", "trials_frame", "pareto_frame", "write_report", "FINISHED", "FAILED"]
+__all__ = ["Report", "trials_frame", "pareto_frame", "write_report", "eligible", "FINISHED", "FAILED"]
 
 FINISHED = "TERMINATED"
 FAILED = "ERROR"
@@ -30,12 +30,13 @@ _TAIL = [
     "compression_ratio",
     "latency_ms",
     "epochs_done",
+    "best_epoch",
     "transfer_examples",
     "checkpoint_dir",
     "error",
     "mlflow_run_id",
 ]
-_INT_COLUMNS = ["student_params", "student_params_non_embedding", "epochs_done", "transfer_examples"]
+_INT_COLUMNS = ["student_params", "student_params_non_embedding", "epochs_done", "best_epoch", "transfer_examples"]
 _FLOAT_COLUMNS = ["metric", "compression_ratio", "latency_ms"]
 
 @dataclass
@@ -46,6 +47,8 @@ class Report:
         trials_csv: one row per trial (see :func:`trials_frame`).
         pareto_csv: the non-dominated finished trials, fewest parameters first.
         pareto_png: the plot, or None when plotting was switched off.
+        pareto_html: the interactive plot (plotly, hover shows each trial), or None when
+            plotting was switched off.
         hypervolume: area dominated by the front, in metric x (fraction of the teacher's
             parameters) units.
         front: the rows of ``pareto_csv``.
@@ -55,6 +58,7 @@ class Report:
     trials_csv: Path
     pareto_csv: Path
     pareto_png: Path | None
+    pareto_html: Path | None
     hypervolume: float
     front: pd.DataFrame
     trials: pd.DataFrame
@@ -65,7 +69,7 @@ def trials_frame(records: list[TrialResult]) -> pd.DataFrame:
 
     Columns: ``trial_id, status, method, student, metric_name, metric``, each dev metric as
     ``dev_<name>``, ``student_params, student_params_non_embedding, compression_ratio,
-    latency_ms, epochs_done, transfer_examples, checkpoint_dir, error, mlflow_run_id, on_front`` (bool: a
+    latency_ms, epochs_done, best_epoch, transfer_examples, checkpoint_dir, error, mlflow_run_id, on_front`` (bool: a
     finished trial on the Pareto front), then each setting as ``setting/<key>``.
     """
     dev_names = sorted({name for r in records for name in r.metrics})
@@ -98,19 +102,23 @@ def _row(r: TrialResult) -> dict[str, Any]:
     return row
 
 
-def _eligible(frame: pd.DataFrame) -> pd.Series:
-    """Finished trials with a metric and a size: the ones that can be on the front."""
+def eligible(frame: pd.DataFrame) -> pd.Series:
+    """Which rows of :func:`trials_frame` are finished trials with a metric and a size: the
+    trials the plots draw and the ones that can be on the front."""
     return (
         (frame["status"] == FINISHED) & frame["metric"].notna() & frame["student_params"].notna()
     )
 
 
+_eligible = eligible  # the name raykd/report/plot.py imports
+
+
 def _on_front(frame: pd.DataFrame) -> np.ndarray:
-    eligible = _eligible(frame).to_numpy(dtype=bool)
+    rows = eligible(frame).to_numpy(dtype=bool)
     mask = np.zeros(len(frame), dtype=bool)
-    mask[eligible] = pareto_mask(
-        frame["metric"].to_numpy(dtype=float)[eligible],
-        frame["student_params"].to_numpy(dtype=float, na_value=np.nan)[eligible],
+    mask[rows] = pareto_mask(
+        frame["metric"].to_numpy(dtype=float)[rows],
+        frame["student_params"].to_numpy(dtype=float, na_value=np.nan)[rows],
     )
     return mask
 
@@ -138,7 +146,7 @@ def write_report(
     ref_metric: float = 0.0,
     plot: bool = True,
 ) -> Report:
-    """Write ``trials.csv``, ``pareto.csv`` and ``pareto.png`` to ``out_dir``.
+    """Write ``trials.csv``, ``pareto.csv``, ``pareto.png`` and ``pareto.html`` to ``out_dir``.
 
     Works with no finished trial (an empty front, hypervolume 0.0 and a plot that says so)
     and with failed or running trials mixed in.
@@ -150,7 +158,8 @@ def write_report(
         task_name: task name for the plot title (``sst2``).
         metric_name: the task's primary metric (``accuracy``).
         ref_metric: worst metric counted by the hypervolume; pass the majority-class baseline.
-        plot: draw ``pareto.png``.
+        plot: draw ``pareto.png`` and the interactive ``pareto.html``
+            (:func:`~raykd.report.interactive.write_front_html`).
 
     Returns:
         The paths written, the hypervolume and both tables. The hypervolume measures
@@ -163,18 +172,22 @@ def write_report(
     front = _front(trials)
     trials.to_csv(out / "trials.csv", index=False)
     front.to_csv(out / "pareto.csv", index=False)
-    png = None
+    png = page = None
     if plot:
+        from raykd.report.interactive import write_front_html
         from raykd.report.plot import plot_front
 
         png = plot_front(
             records, out / "pareto.png", teacher=teacher, task_name=task_name,
             metric_name=metric_name,
         )
+        page = write_front_html(records, out / "pareto.html", teacher=teacher, task_name=task_name,
+                                metric_name=metric_name)
     return Report(
         trials_csv=out / "trials.csv",
         pareto_csv=out / "pareto.csv",
         pareto_png=png,
+        pareto_html=page,
         hypervolume=_front_hypervolume(front, trials, teacher, ref_metric),
         front=front,
         trials=trials,

@@ -74,7 +74,7 @@ def finish_sweep(sweep_dir: str | Path, *, tracker=None, interrupted: bool = Fal
     finished = sum(r.status == "TERMINATED" for r in records)
     failed = sum(r.status == "ERROR" for r in records)
     if tracker is not None and parent:
-        for path in (report.trials_csv, report.pareto_csv, report.pareto_png):
+        for path in (report.trials_csv, report.pareto_csv, report.pareto_png, report.pareto_html):
             if path is not None and Path(path).is_file():
                 tracker.log_artifact(parent, path)
         tracker.log_metrics(parent, {"hypervolume": report.hypervolume, "trials_finished": finished,
