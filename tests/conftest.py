@@ -334,3 +334,14 @@ def stop_after_checks(monkeypatch) -> None:
         raise AssertionError("the bad input passed the pre-sweep checks; the sweep would have gone on")
 
     monkeypatch.setattr(run, "preflight", guarded)
+
+
+def http_healthy(url: str) -> bool:
+    """Whether a server (MLflow) answers ``<url>/health`` with 200."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False

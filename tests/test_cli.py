@@ -21,6 +21,7 @@ import yaml
 from click.testing import CliRunner
 
 import raykd
+from conftest import assert_input_error
 from raykd.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,14 +36,9 @@ def invoke(*args: str):
 
 
 def one_error_line(result, *fragments: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.stderr, result.stdout, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    line = assert_input_error(result, [], fragments)
     assert result.stdout == ""
-    return lines[0]
+    return line
 
 
 @pytest.fixture

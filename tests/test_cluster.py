@@ -20,12 +20,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, raykd_process, storage_with_cache, tiny_space_raw, trial_results, wait_for, write_space
+from conftest import REPO, http_healthy, raykd_process, storage_with_cache, tiny_space_raw, trial_results, wait_for, write_space
 
 pytestmark = pytest.mark.ray
 
@@ -78,7 +77,7 @@ def cluster(tmp_path_factory):
                          f"--runtime-env-agent-port={agents[7]}", *common], tmp / "worker.txt")
         started.append(worker)
         assert worker.wait(timeout=120) == 0, (tmp / "worker.txt").read_text()
-        wait_for(lambda: _healthy(f"http://127.0.0.1:{mlflow_port}"), 90, "the MLflow server")
+        wait_for(lambda: http_healthy(f"http://127.0.0.1:{mlflow_port}"), 90, "the MLflow server")
         yield tmp, f"127.0.0.1:{gcs}", f"http://127.0.0.1:{mlflow_port}"
     finally:
         for group in reversed(started):
@@ -86,14 +85,6 @@ def cluster(tmp_path_factory):
         current = Path("/tmp/ray/ray_current_cluster")  # what `ray stop` would clean up after our head
         if current.is_file() and current.read_text().strip().endswith(f":{gcs}"):
             current.unlink()
-
-
-def _healthy(uri: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def _nodes(address: str) -> dict[str, dict]:

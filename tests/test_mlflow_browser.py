@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import wait_for
+from conftest import http_healthy, wait_for
 
 pytestmark = pytest.mark.ray
 
@@ -40,16 +40,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +76,7 @@ def ui(sweep, tmp_path_factory):
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _healthy(base), 60, "mlflow ui's /health", process=process, log=log)
+        wait_for(lambda: http_healthy(base), 60, "mlflow ui's /health", process=process, log=log)
         yield base
     finally:
         _stop(process)
