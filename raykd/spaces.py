@@ -40,7 +40,7 @@ def bundled_dir() -> Path:
 
 def bundled_spaces() -> list[BundledSpace]:
     """Every bundled space, by name (empty when the folder is not there, e.g. a wheel install)."""
-    from raykd.config import read_yaml
+    from raykd.yamlfile import read_yaml
 
     spaces = []
     for path in sorted(bundled_dir().glob("*.yaml")):

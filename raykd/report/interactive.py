@@ -1,7 +1,7 @@
 """The Pareto front as an interactive page (``pareto.html``): the static plot's points, with hover.
 
 The same inputs and the same front as :func:`~raykd.report.plot.plot_front` (both read
-:func:`~raykd.report.render.trials_frame`), drawn with plotly. The page embeds plotly.js, so it
+:func:`~raykd.report.frames.trials_frame`), drawn with plotly. The page embeds plotly.js, so it
 opens offline and inside MLflow's artifact view. Every point carries its trial id as the first
 entry of its ``customdata``; the graph is the ``<div id="pareto-front">`` of the page.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from raykd.records import TeacherSummary, TrialResult
-from raykd.report.render import FAILED, FINISHED, eligible, trials_frame
+from raykd.report.frames import FAILED, FINISHED, eligible, trials_frame
 
 __all__ = ["write_front_html", "DIV_ID", "FRONT_TRACE", "EMPTY_TEXT"]
 

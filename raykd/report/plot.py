@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from raykd.records import TeacherSummary, TrialResult
-from raykd.report.render import FAILED, FINISHED, _eligible, trials_frame
+from raykd.report.frames import FAILED, FINISHED, eligible, trials_frame
 
 __all__ = ["plot_front"]
 
@@ -43,7 +43,7 @@ def plot_front(
     from matplotlib.figure import Figure
 
     trials = trials_frame(records)
-    done = trials[_eligible(trials)]
+    done = trials[eligible(trials)]
     fig = Figure(figsize=(8, 5.5), dpi=150, layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

@@ -10,34 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from raykd.records import TeacherSummary, TrialResult
-from raykd.report.pareto import pareto_mask, scaled_hypervolume
+from raykd.report.frames import FAILED, FINISHED, eligible, front_of, pareto_frame, trials_frame
+from raykd.report.pareto import scaled_hypervolume
 
+# the table's names stay importable from here, where the report is written
 __all__ = ["Report", "trials_frame", "pareto_frame", "write_report", "eligible", "FINISHED", "FAILED"]
-
-FINISHED = "TERMINATED"
-FAILED = "ERROR"
-
-_HEAD = ["trial_id", "status", "method", "student", "metric_name", "metric"]
-_TAIL = [
-    "student_params",
-    "student_params_non_embedding",
-    "compression_ratio",
-    "latency_ms",
-    "epochs_done",
-    "best_epoch",
-    "transfer_examples",
-    "checkpoint_dir",
-    "error",
-    "mlflow_run_id",
-]
-_INT_COLUMNS = ["student_params", "student_params_non_embedding", "epochs_done", "best_epoch", "transfer_examples"]
-_FLOAT_COLUMNS = ["metric", "compression_ratio", "latency_ms"]
 
 @dataclass
 class Report:
@@ -62,78 +43,6 @@ class Report:
     hypervolume: float
     front: pd.DataFrame
     trials: pd.DataFrame
-
-
-def trials_frame(records: list[TrialResult]) -> pd.DataFrame:
-    """One row per trial, fewest student parameters first (unknown sizes last).
-
-    Columns: ``trial_id, status, method, student, metric_name, metric``, each dev metric as
-    ``dev_<name>``, ``student_params, student_params_non_embedding, compression_ratio,
-    latency_ms, epochs_done, best_epoch, transfer_examples, checkpoint_dir, error, mlflow_run_id, on_front`` (bool: a
-    finished trial on the Pareto front), then each setting as ``setting/<key>``.
-    """
-    dev_names = sorted({name for r in records for name in r.metrics})
-    setting_keys = sorted({key for r in records for key in r.settings})
-    columns = [
-        *_HEAD,
-        *(f"dev_{n}" for n in dev_names),
-        *_TAIL,
-        "on_front",
-        *(f"setting/{k}" for k in setting_keys),
-    ]
-    frame = pd.DataFrame([_row(r) for r in records], columns=columns)
-    for col in _INT_COLUMNS:
-        frame[col] = frame[col].astype("Int64")
-    for col in [*_FLOAT_COLUMNS, *(f"dev_{n}" for n in dev_names)]:
-        frame[col] = frame[col].astype(float)
-    for key in setting_keys:  # integer settings stay integers (epochs=2, not 2.0) despite gaps
-        values = [r.settings[key] for r in records if key in r.settings]
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            frame[f"setting/{key}"] = frame[f"setting/{key}"].astype("Int64")
-    frame["on_front"] = _on_front(frame)
-    frame = frame.sort_values(["student_params", "trial_id"], na_position="last", kind="stable")
-    return frame.reset_index(drop=True)
-
-
-def _row(r: TrialResult) -> dict[str, Any]:
-    row = {col: getattr(r, col) for col in [*_HEAD, *_TAIL]}
-    row.update({f"dev_{name}": value for name, value in r.metrics.items()})
-    row.update({f"setting/{key}": value for key, value in r.settings.items()})
-    return row
-
-
-def eligible(frame: pd.DataFrame) -> pd.Series:
-    """Which rows of :func:`trials_frame` are finished trials with a metric and a size: the
-    trials the plots draw and the ones that can be on the front."""
-    return (
-        (frame["status"] == FINISHED) & frame["metric"].notna() & frame["student_params"].notna()
-    )
-
-
-_eligible = eligible  # the name raykd/report/plot.py imports
-
-
-def _on_front(frame: pd.DataFrame) -> np.ndarray:
-    rows = eligible(frame).to_numpy(dtype=bool)
-    mask = np.zeros(len(frame), dtype=bool)
-    mask[rows] = pareto_mask(
-        frame["metric"].to_numpy(dtype=float)[rows],
-        frame["student_params"].to_numpy(dtype=float, na_value=np.nan)[rows],
-    )
-    return mask
-
-
-def _front(trials: pd.DataFrame) -> pd.DataFrame:
-    return trials[trials["on_front"]].reset_index(drop=True)
-
-
-def pareto_frame(records: list[TrialResult]) -> pd.DataFrame:
-    """The non-dominated finished trials, fewest student parameters first.
-
-    Only ``TERMINATED`` trials with a metric and a parameter count compete; the columns are
-    those of :func:`trials_frame`.
-    """
-    return _front(trials_frame(records))
 
 
 def write_report(
@@ -169,7 +78,7 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trials = trials_frame(records)
-    front = _front(trials)
+    front = front_of(trials)
     trials.to_csv(out / "trials.csv", index=False)
     front.to_csv(out / "pareto.csv", index=False)
     png = page = None

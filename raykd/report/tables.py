@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from raykd.records import TeacherSummary
-from raykd.report.render import FINISHED, Report
+from raykd.report.frames import FINISHED
+from raykd.report.render import Report
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -29,7 +29,7 @@ import pandas as pd
 
 from raykd.records import TeacherSummary, TrialResult
 from raykd.report.pareto import pareto_mask, scaled_hypervolume
-from raykd.report.render import FAILED, FINISHED, _eligible, trials_frame
+from raykd.report.frames import FAILED, FINISHED, eligible, trials_frame
 from raykd.report.tables import _markdown_row, _millions, _number, _text
 
 if TYPE_CHECKING:
@@ -234,7 +234,7 @@ def _macro_points(
     trials: pd.DataFrame, tasks: Sequence[TaskInfo], teacher_params_total: int | None
 ) -> pd.DataFrame:
     """Finished trials with a macro metric and a size; ``on_front`` is that of ``pareto.csv``."""
-    done = trials[_eligible(trials)]
+    done = trials[eligible(trials)]
     extra: dict[str, Any] = {}
     for task in tasks:
         extra[task.name] = _column(done, f"dev_{task.name}/metric")

@@ -2,36 +2,30 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from raykd.errors import RaykdInputError
-from raykd.records import TeacherSummary
-from raykd.report import front_table, write_report
-from raykd.sweep.results import read_trials
+from raykd.records import TeacherSummary, TrialResult
+from raykd.report import Report, front_table, write_report
+from raykd.sweep.results import read_sweep_meta, read_trials
 
-__all__ = ["finish_sweep", "read_sweep_meta"]
+__all__ = ["finish_sweep", "read_sweep_meta", "SweepOutcome"]
 
 
-def read_sweep_meta(sweep_dir: str | Path) -> dict:
-    """The ``sweep.json`` a sweep writes before its first trial.
+@dataclass
+class SweepOutcome:
+    """A finished (or interrupted) sweep.
 
-    Raises:
-        RaykdInputError: the folder is not a raykd sweep folder.
+    Attributes:
+        sweep_dir: the sweep's folder.
+        records: every trial, as plain records.
+        report: the written report (front, hypervolume, file paths).
     """
-    path = Path(sweep_dir) / "sweep.json"
-    if not path.is_file():
-        raise RaykdInputError(f"{sweep_dir} is not a raykd sweep folder (no sweep.json); "
-                              "give a folder under your --storage, e.g. raykd_runs/sst2-demo-20260101-120000")
-    try:
-        meta = json.loads(path.read_text())
-        if not isinstance(meta, dict) or "metric_name" not in meta or "teacher" not in meta:
-            raise ValueError
-    except ValueError:
-        raise RaykdInputError(f"{path} is damaged (not the JSON raykd wrote); "
-                              "re-run the sweep or restore the file") from None
-    return meta
+
+    sweep_dir: Path
+    records: list[TrialResult]
+    report: Report
 
 
 def _attach_run_ids(records, tracker) -> None:
@@ -54,8 +48,6 @@ def finish_sweep(sweep_dir: str | Path, *, tracker=None, interrupted: bool = Fal
     Returns:
         :class:`~raykd.sweep.run.SweepOutcome`.
     """
-    from raykd.sweep.run import SweepOutcome
-
     sweep_dir = Path(sweep_dir)
     meta = read_sweep_meta(sweep_dir)
     metric_name = meta["metric_name"]

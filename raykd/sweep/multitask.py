@@ -42,20 +42,20 @@ def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], plans
         metric name, teacher summary, baseline, fine-tuning card). ``progress`` shows the soft-target
         progress bars.
     """
-    from raykd.sweep.run import _context, _low_data
+    from raykd.sweep.contexts import low_data_summary, trial_context
     from raykd.sweep.stage import build_stage
     from raykd.trial.multitask import MACRO, MultiTaskContext
 
     cache = storage / "cache"
     contexts, tasks = {}, {}
     for name, c in checked.items():
-        _low_data(c.space, c.inputs, lambda line, name=name: echo(f"{name}: {line}"))
+        low_data_summary(c.space, c.inputs, lambda line, name=name: echo(f"{name}: {line}"))
         stage = build_stage(c.space, c.inputs, cache, device=device, progress=progress, teacher_check=plans[name].check)
         task = c.inputs.task
         echo(f"teacher for {name}: {task.primary_metric} {stage.teacher.metric:.4f} on {task.eval_splits[0]}, "
              f"{stage.teacher.params / 1e6:.1f}M parameters, {len(c.inputs.frames.get('train', ())):,} training "
              f"examples")
-        contexts[name] = _context(c.space, c.inputs, stage, sweep_dir)
+        contexts[name] = trial_context(c.space, c.inputs, stage, sweep_dir)
         card = fine_tuned.get(name, {}).get("card")
         tasks[name] = {"metric_name": task.primary_metric, "teacher": stage.teacher.to_dict(),
                        "baseline": stage.baseline.get(task.primary_metric, 0.0),

@@ -26,9 +26,10 @@ from typing import Any, Callable
 from raykd.checks import TaskInputs, check_task_inputs
 from raykd.config import SweepConfig
 from raykd.errors import RaykdInputError
+from raykd.storage import check_storage
 
-__all__ = ["SweepOptions", "Preflight", "preflight", "check_storage", "check_local_resources", "local_cpus",
-           "read_resume_meta", "SWEEP_META_KEYS"]
+__all__ = ["SweepOptions", "Preflight", "preflight", "check_local_resources", "local_cpus", "read_resume_meta",
+           "SWEEP_META_KEYS"]
 
 SWEEP_META_KEYS = {"name": str, "task": str, "metric_name": str, "teacher": dict, "baseline": dict,
                    "num_samples": int, "mlflow_uri": str, "mlflow_parent_run_id": str}
@@ -154,29 +155,6 @@ def preflight(space: SweepConfig, options: SweepOptions, *, resume_dir: str | Pa
                      resume_dir=Path(resume_dir).resolve() if resume_dir else None, meta=meta)
 
 
-def check_storage(storage: str) -> Path:
-    """The storage folder as an absolute path, if a sweep can create and write it.
-
-    Raises:
-        RaykdInputError: an object-store URI, a file where the folder (or its ``cache``) would be,
-            or a folder this user cannot write.
-    """
-    from raykd.tracking.uri import check_writable_folder
-
-    if "://" in str(storage):
-        raise RaykdInputError(f"--storage {storage}: object stores are not supported yet; give a folder (on a "
-                              "multi-node cluster, a shared filesystem mounted on every node)")
-    path = Path(storage).expanduser().resolve()
-    if path.exists() and not path.is_dir():
-        raise RaykdInputError(f"--storage {path} is a file, not a folder; give a folder (raykd keeps sweeps, the "
-                              "cache and mlflow.db in it)")
-    check_writable_folder(path, f"--storage {path}")
-    cache = path / "cache"
-    if cache.exists() and not cache.is_dir():
-        raise RaykdInputError(f"--storage {path}: {cache} is a file, but raykd keeps its cache folder there; move it")
-    return path
-
-
 def check_local_resources(space: SweepConfig, options: SweepOptions) -> None:
     """Refuse what a local Ray instance could never schedule (a cluster given with ``--address`` may scale up).
 
@@ -213,7 +191,7 @@ def read_resume_meta(sweep_dir: str | Path) -> dict:
         RaykdInputError: not a sweep folder, ``sweep.json`` damaged or lacking keys, no
             ``space.yaml``, or a sweep that stopped before its first trial.
     """
-    from raykd.sweep.finish import read_sweep_meta
+    from raykd.sweep.results import read_sweep_meta
 
     folder = Path(sweep_dir).resolve()
     if not folder.is_dir():

@@ -11,9 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from raykd.errors import RaykdInputError
 from raykd.records import SELECTED_KEY, SELECTION_KEY, TrialResult
 
-__all__ = ["read_trials", "flatten_settings", "record_from_result", "split_result", "last_line", "BOOKKEEPING_KEYS"]
+__all__ = ["read_trials", "read_sweep_meta", "flatten_settings", "record_from_result", "split_result", "last_line",
+           "BOOKKEEPING_KEYS"]
 
 BOOKKEEPING_KEYS = ("node_id", "worker_pid", "start_epoch")
 """Where and how a trial ran (its rank-0 node and process, the epoch it resumed from): MLflow tags, not metrics."""
@@ -129,3 +131,23 @@ def last_line(text: str) -> str:
     """The last non-blank line of ``text`` (a traceback's exception line), or ``unknown error``."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "unknown error"
+
+
+def read_sweep_meta(sweep_dir: str | Path) -> dict:
+    """The ``sweep.json`` a sweep writes before its first trial.
+
+    Raises:
+        RaykdInputError: the folder is not a raykd sweep folder.
+    """
+    path = Path(sweep_dir) / "sweep.json"
+    if not path.is_file():
+        raise RaykdInputError(f"{sweep_dir} is not a raykd sweep folder (no sweep.json); "
+                              "give a folder under your --storage, e.g. raykd_runs/sst2-demo-20260101-120000")
+    try:
+        meta = json.loads(path.read_text())
+        if not isinstance(meta, dict) or "metric_name" not in meta or "teacher" not in meta:
+            raise ValueError
+    except ValueError:
+        raise RaykdInputError(f"{path} is damaged (not the JSON raykd wrote); "
+                              "re-run the sweep or restore the file") from None
+    return meta

@@ -20,33 +20,17 @@ import logging
 import os
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from raykd.config import SweepConfig
-from raykd.records import TrialResult
-from raykd.report import Report
+from raykd.sweep.contexts import low_data_summary, trial_context
+from raykd.sweep.finish import SweepOutcome, finish_sweep
 from raykd.sweep.preflight import Preflight, SweepOptions, preflight, read_resume_meta
 from raykd.trial.plan import OBJECTIVES, TrialContext
 
 __all__ = ["SweepOptions", "SweepOutcome", "run_sweep", "resume_sweep", "default_max_concurrent"]
 # SweepOptions lives in raykd.sweep.preflight (the checks need it) and is re-exported here, where callers look.
-
-
-@dataclass
-class SweepOutcome:
-    """A finished (or interrupted) sweep.
-
-    Attributes:
-        sweep_dir: the sweep's folder.
-        records: every trial, as plain records.
-        report: the written report (front, hypervolume, file paths).
-    """
-
-    sweep_dir: Path
-    records: list[TrialResult]
-    report: Report
 
 
 DRIVER_CPU = 0.01
@@ -107,57 +91,6 @@ def _sweep_dir(storage: Path, name: str) -> Path:
         folder = storage / f"{name}-{stamp}-{suffix}"
     folder.mkdir(parents=True)
     return folder
-
-
-def _context(space: SweepConfig, inputs, stage, sweep_dir: Path) -> TrialContext:
-    task = inputs.task
-    cache = {name: str(split.path) for name, split in stage.splits.items()}
-    transfer = _transfer_source(space, inputs, stage, sweep_dir.parent / "cache")
-    return TrialContext(transfer=transfer, task=task, train_cache=cache.get("train"), ood_cache=cache.get("ood"),
-                        shared_cache=str(sweep_dir.parent / "cache"),
-                        eval_caches={s: str(stage.splits[s].path) for s in task.eval_splits},
-                        teacher_path=inputs.teacher.path, teacher_config=inputs.teacher.config,
-                        teacher_params=stage.teacher.params, pad_id=stage.pad_id,
-                        max_length=space.data.max_length, resources=space.resources,
-                        train_storage=str(sweep_dir / "train_runs"), seed=space.seed)
-
-
-def _transfer_source(space: SweepConfig, inputs, stage, cache: Path):
-    """The training split (and OOD corpus) as text files in the cache, for augmentation and generators."""
-    from raykd.teachers.cache import frame_fingerprint, teacher_fingerprint
-    from raykd.transfer.store import TransferSource
-
-    if "train" not in inputs.frames:
-        return None
-    paths = {}
-    for name in ("train", "ood"):
-        if name in inputs.frames:
-            frame = inputs.frames[name]
-            fingerprint = frame_fingerprint(frame)
-            path = cache / "texts" / f"{fingerprint[:24]}.jsonl"
-            if not path.is_file():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".tmp{os.getpid()}")
-                frame.to_json(tmp, orient="records", lines=True)
-                os.replace(tmp, path)
-            paths[name] = (str(path), fingerprint)
-    return TransferSource(train_text=paths["train"][0], data_fingerprint=paths["train"][1],
-                          teacher_path=inputs.teacher.path, teacher_fingerprint=teacher_fingerprint(inputs.teacher.path),
-                          max_length=space.data.max_length, cache_dir=str(cache), seed=space.seed,
-                          num_labels=inputs.task.num_labels, ood_text=paths.get("ood", (None,))[0])
-
-
-def _low_data(space: SweepConfig, inputs, echo: Callable[[str], Any]) -> dict:
-    """Say and return the low-data sample (``data.train_size``): its size and labels; {} without one."""
-    size = space.data.train_size
-    if size is None or "train" not in inputs.frames:
-        return {}
-    frame = inputs.frames["train"]
-    per_label = "" if inputs.task.is_regression else "; per label " + ", ".join(
-        f"{label}: {count}" for label, count in sorted(frame["label"].value_counts().items()))
-    what = f"{size} per class" if isinstance(size, int) else f"{size:g} of the training set"
-    echo(f"low-data training set: {len(frame):,} examples ({what}, seed {space.seed}{per_label})")
-    return {"train_size": size, "train_examples": len(frame)}
 
 
 def _stage(pre: Preflight, task_inputs, teacher_plan):
@@ -228,14 +161,14 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
                 **task_meta}
     else:
         (name, task_inputs), = tasks.items()
-        low_data = _low_data(task_inputs.space, task_inputs.inputs, echo)
+        low_data = low_data_summary(task_inputs.space, task_inputs.inputs, echo)
         stage = _stage(pre, task_inputs, plans[name])
         inputs = task_inputs.inputs
         params = {"task": inputs.task.name, "teacher": stage.teacher.path, "num_samples": num_samples, **low_data}
         meta = {"name": space.name, "task": inputs.task.name, "metric_name": inputs.task.primary_metric,
                 "teacher": stage.teacher.to_dict(), "baseline": stage.baseline, "num_samples": num_samples,
                 **low_data, **_fine_tune_meta(fine_tuned.get(name))}
-        context = _context(task_inputs.space, inputs, stage, sweep_dir)
+        context = trial_context(task_inputs.space, inputs, stage, sweep_dir)
     parent = tracker.start_sweep(sweep_dir.name, params)
     tracker.log_artifact(parent, sweep_dir / "space.yaml")
     meta.update(mlflow_uri=pre.tracking_uri, mlflow_parent_run_id=parent)
@@ -289,7 +222,7 @@ def resume_sweep(sweep_dir: str | Path, options: SweepOptions = SweepOptions()) 
     else:
         (name, task_inputs), = tasks.items()
         stage = _stage(pre, task_inputs, plans[name])
-        context = _context(task_inputs.space, task_inputs.inputs, stage, sweep_dir)
+        context = trial_context(task_inputs.space, task_inputs.inputs, stage, sweep_dir)
     return _fit(space, options, context, sweep_dir, tracker, pre.num_samples, restore=True)
 
 
@@ -299,8 +232,6 @@ def _metric_name(context) -> str:
 
 
 def _fit(space, options, context, sweep_dir: Path, tracker, num_samples: int, *, restore: bool) -> SweepOutcome:
-    from raykd.sweep.finish import finish_sweep
-
     interrupted = True
     try:
         _run_tuner(space, options, context, sweep_dir, tracker, num_samples, restore)

@@ -194,11 +194,10 @@ def fine_tune_teacher(space: SweepConfig, *, out: str | Path | None = None, stor
 
     from raykd.checks import check_task_inputs
     from raykd.data.metrics import majority_baseline
-    from raykd.sweep.preflight import check_storage
+    from raykd.storage import check_storage, check_writable_folder
     from raykd.sweep.stage import rich_progress
     from raykd.teachers.finetune import fine_tune
     from raykd.teachers.stage import TEACHERS_DIR, fine_tune_into, teacher_key
-    from raykd.tracking.uri import check_writable_folder
 
     (name, task_inputs), = check_task_inputs(space, echo).items()
     job = fine_tune_job(space, task_inputs)

@@ -12,8 +12,9 @@ import os
 from pathlib import Path
 
 from raykd.errors import RaykdInputError
+from raykd.storage import check_writable_folder
 
-__all__ = ["default_tracking_uri", "check_tracking_uri", "sqlite_path", "check_writable_folder"]
+__all__ = ["default_tracking_uri", "check_tracking_uri", "sqlite_path"]
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -63,23 +64,6 @@ def _check_sqlite(uri: str) -> None:
             raise RaykdInputError(f"--mlflow-uri {uri}: {path} is not writable")
         return
     check_writable_folder(path.parent, f"--mlflow-uri {uri}: the folder of {path.name}")
-
-
-def check_writable_folder(folder: Path, what: str) -> None:
-    """``folder`` is a writable folder, or can be created as one (its nearest existing parent is).
-
-    Raises:
-        RaykdInputError: a file stands where the folder would be, or nothing can be written there.
-    """
-    ancestor = folder
-    while not ancestor.exists():
-        if ancestor.parent == ancestor:
-            break
-        ancestor = ancestor.parent
-    if ancestor.exists() and not ancestor.is_dir():
-        raise RaykdInputError(f"{what}: {ancestor} is a file, not a folder; give a folder path")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise RaykdInputError(f"{what}: {ancestor} is not writable by this user; give a folder you can write to")
 
 
 def _check_server(uri: str, timeout_s: float) -> None:
