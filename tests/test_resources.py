@@ -35,3 +35,19 @@ def test_validate_prints_what_each_trial_reserves(tmp_path):
     assert result.exit_code == 0, result.output
     assert "each trial: 2 Ray Train worker(s) x 1 CPU, 1 raykd_cpu (DDP)" in result.output
     assert "the Ray cluster at 127.0.0.1:6379 (resources checked when the sweep attaches)" in result.output
+
+
+def test_a_cluster_too_small_for_one_trial_is_named_but_not_refused():
+    """With --address an autoscaler may add nodes, so the sweep says what is short instead of stopping."""
+    from raykd.config import parse_space
+    from raykd.sweep.run import _warn_if_too_small
+
+    space = parse_space(tiny_space_raw({"resources.num_workers": 2, "resources.gpus_per_worker": 1,
+                                        "resources.worker_resources": {"gpu_a100": 1}}))
+    lines = []
+    _warn_if_too_small({"CPU": 8.0, "GPU": 1.0}, space, lines.append)
+    assert lines == ["warning: a trial needs 2 GPU (the cluster has 1), 2 gpu_a100 (the cluster has 0); trials wait "
+                     "until the cluster's autoscaler adds nodes that have them"]
+    lines.clear()
+    _warn_if_too_small({"CPU": 8.0, "GPU": 2.0, "gpu_a100": 2.0}, space, lines.append)
+    assert lines == []

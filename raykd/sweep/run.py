@@ -271,6 +271,8 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
                                    resume_unfinished=True, resume_errored=False)
         tuner.fit()
         return
+    if options.address:
+        _warn_if_too_small(ray.cluster_resources(), space, options.echo)
     concurrent = (options.max_concurrent or space.budget.max_concurrent
                   or default_max_concurrent(ray.cluster_resources(), space))
     options.echo(f"running {num_samples} trials, at most {concurrent} at once")
@@ -293,6 +295,18 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
                                              MlflowTrialCallback(tracker, _metric_name(context))]),
     )
     tuner.fit()
+
+
+def _warn_if_too_small(cluster: dict[str, float], space: SweepConfig, echo) -> None:
+    """Say when a cluster cannot place one trial now (an autoscaler may add nodes, so it is not an error)."""
+    res = space.resources
+    needs = {"CPU": res.num_workers * res.cpus_per_worker + DRIVER_CPU, "GPU": res.num_workers * res.gpus_per_worker,
+             **{name: res.num_workers * amount for name, amount in res.worker_resources.items()}}
+    short = [f"{need:g} {name} (the cluster has {cluster.get(name, 0):g})" for name, need in needs.items()
+             if need > cluster.get(name, 0) + 1e-9]
+    if short:
+        echo(f"warning: a trial needs {', '.join(short)}; trials wait until the cluster's autoscaler adds nodes "
+             "that have them")
 
 
 def first_points(space: SweepConfig, num_samples: int) -> list[dict] | None:
