@@ -53,8 +53,8 @@ def sweep(tmp_path_factory):
 
 def test_teacher_stage_fine_tunes_once_and_caches(sweep):
     storage, outcome, lines = sweep
-    assert any(line.startswith("fine-tuning 1 teacher(s) from all-MiniLM-L6-v2 as Ray tasks: stsb (64 examples)")
-               for line in lines), lines
+    assert any(line.startswith("fine-tuning 1 teacher(s) from all-MiniLM-L6-v2 as Ray tasks of ")
+               and line.endswith("CPU each: stsb (64 examples)") for line in lines), lines
     cards = list((storage / "cache" / "teachers").glob("*/training_card.json"))
     assert len(cards) == 1
     card = json.loads(cards[0].read_text())

@@ -83,7 +83,7 @@ def fine_tune_into(job: FineTuneJob, folder: str | Path, threads: int | None = N
 
     quiet_libraries()
     if threads:
-        torch.set_num_threads(max(1, threads))
+        torch.set_num_threads(max(1, min(threads, os.cpu_count() or threads)))
     target = Path(folder)
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
@@ -109,7 +109,9 @@ def fine_tuned_teachers(jobs: list[FineTuneJob], cache_dir: str | Path, *, cpus_
     Args:
         jobs: one per task.
         cache_dir: the shared cache root (``<storage>/cache``).
-        cpus_per_job: CPUs each Ray task reserves; also its torch thread count.
+        cpus_per_job: the fewest CPUs each Ray task reserves. When the cluster has more free CPUs than
+            the tasks would take, they share them out (fewer teachers than CPUs: each fine-tunes on
+            several threads); the torch thread count is the task's CPUs, at most its node's cores.
         echo: where one line per teacher goes.
 
     Returns:
@@ -135,10 +137,13 @@ def fine_tuned_teachers(jobs: list[FineTuneJob], cache_dir: str | Path, *, cpus_
         return out
     import ray
 
+    free = ray.available_resources().get("CPU", cpus_per_job)
+    cpus_per_job = max(cpus_per_job, float(int(free // len(pending))))
     remote = ray.remote(num_cpus=cpus_per_job, max_retries=0)(fine_tune_into)
     started = time.perf_counter()
     listed = ", ".join(f"{name} ({len(job.frames['train']):,} examples)" for name, (job, _) in pending.items())
-    echo(f"fine-tuning {len(pending)} teacher(s) from {Path(jobs[0].base).name} as Ray tasks: {listed}")
+    echo(f"fine-tuning {len(pending)} teacher(s) from {Path(jobs[0].base).name} as Ray tasks of {cpus_per_job:g} CPU "
+         f"each: {listed}")
     refs = {remote.remote(job, str(folder), int(max(1, cpus_per_job))): name for name, (job, folder) in pending.items()}
     waiting = list(refs)
     while waiting:
