@@ -64,6 +64,7 @@ bench: setup
 	$(BIN)/python benchmarks/token_sampling.py
 	$(BIN)/python benchmarks/transfer_cache.py
 	$(BIN)/python benchmarks/multitask_loop.py
+	$(BIN)/python benchmarks/preflight.py
 
 clean:
 	rm -rf $(VENV) raykd_runs .pytest_cache

@@ -262,7 +262,14 @@ def test_resume_on_a_sweep_json_that_lacks_keys(tmp_path, meta):
     folder = _damaged_sweep(tmp_path, meta)
     for command in ("sweep", "validate"):
         result, writes = invoke_cli([command, "--resume", str(folder)], [tmp_path, REPO])
-        assert_input_error(result, writes, ("sweep.json lacks", "cannot be continued"))
+        assert_input_error(result, writes, ("sweep.json lacks",))
+
+
+def test_report_on_a_sweep_json_that_lacks_keys(tmp_path):
+    folder = _damaged_sweep(tmp_path, {"name": "x", "task": "sst2", "metric_name": "accuracy",
+                                       "teacher": {"path": "t"}, "baseline": {}})
+    result, writes = invoke_cli(["report", str(folder), "--no-mlflow"], [tmp_path, REPO])
+    assert_input_error(result, writes, ("sweep.json lacks teacher.path/params",))
 
 
 def test_resume_on_a_folder_that_does_not_exist(tmp_path):

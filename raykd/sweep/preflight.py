@@ -31,9 +31,8 @@ from raykd.storage import check_storage
 __all__ = ["SweepOptions", "Preflight", "preflight", "check_local_resources", "local_cpus", "read_resume_meta",
            "SWEEP_META_KEYS"]
 
-SWEEP_META_KEYS = {"name": str, "task": str, "metric_name": str, "teacher": dict, "baseline": dict,
-                   "num_samples": int, "mlflow_uri": str, "mlflow_parent_run_id": str}
-"""The keys (and types) of ``sweep.json`` that ``--resume`` needs."""
+SWEEP_META_KEYS = {"num_samples": int, "mlflow_uri": str, "mlflow_parent_run_id": str}
+"""The keys (and types) of ``sweep.json`` that ``--resume`` needs besides those the report reads."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 from raykd.errors import RaykdInputError
 from raykd.records import SELECTED_KEY, SELECTION_KEY, TrialResult
 
-__all__ = ["read_trials", "read_sweep_meta", "flatten_settings", "record_from_result", "split_result", "last_line",
+__all__ = ["read_trials", "read_sweep_meta", "REPORT_META_KEYS", "flatten_settings", "record_from_result", "split_result", "last_line",
            "BOOKKEEPING_KEYS"]
 
 BOOKKEEPING_KEYS = ("node_id", "worker_pid", "start_epoch")
@@ -145,9 +145,20 @@ def read_sweep_meta(sweep_dir: str | Path) -> dict:
                               "give a folder under your --storage, e.g. raykd_runs/sst2-demo-20260101-120000")
     try:
         meta = json.loads(path.read_text())
-        if not isinstance(meta, dict) or "metric_name" not in meta or "teacher" not in meta:
+        if not isinstance(meta, dict):
             raise ValueError
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         raise RaykdInputError(f"{path} is damaged (not the JSON raykd wrote); "
                               "re-run the sweep or restore the file") from None
+    teacher = meta.get("teacher")
+    missing = [k for k, kind in REPORT_META_KEYS.items() if not isinstance(meta.get(k), kind)]
+    if isinstance(teacher, dict) and not (isinstance(teacher.get("path"), str) and isinstance(teacher.get("params"), int)):
+        missing.append("teacher.path/params")
+    if missing:
+        raise RaykdInputError(f"{path} lacks {', '.join(missing)} (or has the wrong type): it is damaged or was not "
+                              "written by raykd sweep; restore the file")
     return meta
+
+
+REPORT_META_KEYS = {"name": str, "task": str, "metric_name": str, "teacher": dict, "baseline": dict}
+"""The keys (and types) of ``sweep.json`` that the report reads."""
