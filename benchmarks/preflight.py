@@ -63,7 +63,7 @@ def main() -> None:
     print(f"{'variant':62s} {'seconds':>8s} {'ratio':>6s}")
     print(f"{'baseline: soft-target stage computing every split':62s} {baseline:8.1f} {1.0:6.2f}")
     print(f"{'soft-target stage storing the checks dev outputs':62s} {reused:8.1f} {reused / baseline:6.2f}")
-    print(f"{'pre-sweep checks (raykd validate): data, teacher loaded + measured':62s} {checks:8.1f} "
+    print(f"{'pre-sweep checks (raykd validate): teacher loaded + measured':62s} {checks:8.1f} "
           f"{checks / baseline:6.2f}")
     print(f"{'checks + stage, as a sweep runs them':62s} {checks + reused:8.1f} {(checks + reused) / baseline:6.2f}")
     print("ratio = variant / baseline (lower is faster)")
