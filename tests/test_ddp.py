@@ -50,13 +50,18 @@ def test_two_workers_stay_in_sync_on_disjoint_shards_and_learn(tmp_path, tiny_st
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from raykd.sweep.local_ray import start_local_ray
+    from raykd.trial.loopback import LoopbackTorchConfig
+
     _, inputs, built, _ = tiny_stage
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import tests/
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # the instance and the process-group rendezvous a local sweep's DDP trials use (both on 127.0.0.1)
+    start_local_ray(2, include_dashboard=False, log_to_driver=False)
     try:
         trainer = TorchTrainer(_ddp_worker, train_loop_config={"train": str(built.splits["train"].path),
                                                                "dev": str(built.splits["dev"].path),
                                                                "task": inputs.task, "out": str(tmp_path)},
+                               torch_config=LoopbackTorchConfig(),
                                scaling_config=ScalingConfig(num_workers=2, resources_per_worker={"CPU": 1}),
                                run_config=RunConfig(name="ddp", storage_path=str(tmp_path / "runs")))
         trainer.fit()

@@ -49,7 +49,7 @@ def sweep(tmp_path_factory):
            "teacher": {"base": str(BASE), "fine_tune": True, "fine_tune_epochs": 2, "fine_tune_lr": 1.0e-4},
            "methods": {"vanilla": {"kd_loss": "mse"}},
            "students": {"bilstm": {"embedding_dim": 32, "hidden_dim": 32, "mlp_dim": 32}},
-           "training": {"epochs": 2, "batch_size": 32, "lr": 3.0e-3}, "budget": {"num_samples": 1}}
+           "training": {"epochs": 5, "batch_size": 32, "lr": 3.0e-3}, "budget": {"num_samples": 1}}
     space = tmp / "corpus4.yaml"
     space.write_text(yaml.safe_dump(raw, sort_keys=False))
     storage = tmp / "runs"

@@ -12,8 +12,12 @@ from raykd.trial.plan import TrialContext
 __all__ = ["trial_context", "transfer_source", "low_data_summary"]
 
 
-def trial_context(space: SweepConfig, inputs, stage, sweep_dir: Path) -> TrialContext:
-    """What every trial of one task shares: the cached splits, the teacher's figures, where checkpoints go."""
+def trial_context(space: SweepConfig, inputs, stage, sweep_dir: Path, *, loopback: bool = False) -> TrialContext:
+    """What every trial of one task shares: the cached splits, the teacher's figures, where checkpoints go.
+
+    Args:
+        loopback: the trials run on raykd's own local instance (no ``--address``).
+    """
     task = inputs.task
     cache = {name: str(split.path) for name, split in stage.splits.items()}
     transfer = transfer_source(space, inputs, stage, sweep_dir.parent / "cache")
@@ -23,7 +27,7 @@ def trial_context(space: SweepConfig, inputs, stage, sweep_dir: Path) -> TrialCo
                         teacher_path=inputs.teacher.path, teacher_config=inputs.teacher.config,
                         teacher_params=stage.teacher.params, pad_id=stage.pad_id,
                         max_length=space.data.max_length, resources=space.resources,
-                        train_storage=str(sweep_dir / "train_runs"), seed=space.seed)
+                        train_storage=str(sweep_dir / "train_runs"), seed=space.seed, loopback=loopback)
 
 
 def transfer_source(space: SweepConfig, inputs, stage, cache: Path):

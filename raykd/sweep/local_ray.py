@@ -10,10 +10,10 @@ instead when the node's IP address is a loopback address (the C++ gRPC servers c
 Windows, where ``ray_constants.ENABLE_RAY_CLUSTER`` is false; :func:`start_local_ray` makes it
 for the one ``ray.init`` call that starts raykd's own instance.
 
-One listener is not Ray's and stays on all interfaces: the ``torch.distributed`` TCPStore that
-Ray Train's rank-0 worker opens for the process group while a trial trains (PyTorch's c10d
-server binds ``::``/``0.0.0.0`` whatever ``MASTER_ADDR`` is); its clients still connect over
-loopback.
+One listener is not Ray's: the ``torch.distributed`` TCPStore that Ray Train's rank-0 worker
+opens for a trial's process group (PyTorch's c10d server binds ``::``/``0.0.0.0`` whatever
+``MASTER_ADDR`` is). Trials on this instance use :class:`~raykd.trial.loopback.LoopbackTorchConfig`,
+which binds that store's socket to 127.0.0.1 as well.
 """
 
 from __future__ import annotations

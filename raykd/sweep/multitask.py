@@ -27,7 +27,7 @@ __all__ = ["prepare_multi_task", "finish_task_fronts", "task_infos"]
 
 def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], plans: dict, fine_tuned: dict[str, dict],
                        storage: Path, sweep_dir: Path, *, device: str = "cpu", echo: Callable[[str], Any] = print,
-                       progress: bool = True):
+                       progress: bool = True, loopback: bool = False):
     """Run the soft-target stage of every task, once every task has its teacher.
 
     Args:
@@ -55,7 +55,7 @@ def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], plans
         echo(f"teacher for {name}: {task.primary_metric} {stage.teacher.metric:.4f} on {task.eval_splits[0]}, "
              f"{stage.teacher.params / 1e6:.1f}M parameters, {len(c.inputs.frames.get('train', ())):,} training "
              f"examples")
-        contexts[name] = trial_context(c.space, c.inputs, stage, sweep_dir)
+        contexts[name] = trial_context(c.space, c.inputs, stage, sweep_dir, loopback=loopback)
         card = fine_tuned.get(name, {}).get("card")
         tasks[name] = {"metric_name": task.primary_metric, "teacher": stage.teacher.to_dict(),
                        "baseline": stage.baseline.get(task.primary_metric, 0.0),

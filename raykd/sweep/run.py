@@ -168,7 +168,7 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
         meta = {"name": space.name, "task": inputs.task.name, "metric_name": inputs.task.primary_metric,
                 "teacher": stage.teacher.to_dict(), "baseline": stage.baseline, "num_samples": num_samples,
                 **low_data, **_fine_tune_meta(fine_tuned.get(name))}
-        context = trial_context(task_inputs.space, inputs, stage, sweep_dir)
+        context = trial_context(task_inputs.space, inputs, stage, sweep_dir, loopback=not options.address)
     parent = tracker.start_sweep(sweep_dir.name, params)
     tracker.log_artifact(parent, sweep_dir / "space.yaml")
     meta.update(mlflow_uri=pre.tracking_uri, mlflow_parent_run_id=parent)
@@ -191,7 +191,7 @@ def _multi_task_stage(pre: Preflight, tasks, plans, fine_tuned, sweep_dir: Path)
     from raykd.sweep.multitask import prepare_multi_task
 
     return prepare_multi_task(pre.space, tasks, plans, fine_tuned, pre.storage, sweep_dir, device=pre.device,
-                              echo=pre.options.echo)
+                              echo=pre.options.echo, loopback=not pre.options.address)
 
 
 def resume_sweep(sweep_dir: str | Path, options: SweepOptions = SweepOptions()) -> SweepOutcome:
@@ -222,7 +222,7 @@ def resume_sweep(sweep_dir: str | Path, options: SweepOptions = SweepOptions()) 
     else:
         (name, task_inputs), = tasks.items()
         stage = _stage(pre, task_inputs, plans[name])
-        context = trial_context(task_inputs.space, task_inputs.inputs, stage, sweep_dir)
+        context = trial_context(task_inputs.space, task_inputs.inputs, stage, sweep_dir, loopback=not options.address)
     return _fit(space, options, context, sweep_dir, tracker, pre.num_samples, restore=True)
 
 

@@ -21,6 +21,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from raykd.errors import NonFiniteLossError
 from raykd.records import SELECTED_KEY, SELECTION_KEY
+from raykd.trial.loopback import LoopbackTorchConfig
 from raykd.trial.worker import FAILED_KEY, train_fn_per_worker
 
 __all__ = ["run_trial", "scaling_config"]
@@ -54,6 +55,7 @@ def run_trial(config: dict[str, Any], context) -> None:
         train_fn_multi_task if isinstance(context, MultiTaskContext) else train_fn_per_worker,
         train_loop_config={"trial": config, "context": context},
         scaling_config=scaling_config(context),
+        torch_config=LoopbackTorchConfig() if context.loopback else None,
         run_config=ray.train.RunConfig(
             name=f"trial-{trial_id}",
             storage_path=context.train_storage,

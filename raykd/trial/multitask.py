@@ -72,6 +72,11 @@ class MultiTaskContext:
         return next(iter(self.contexts.values()))
 
     @property
+    def loopback(self) -> bool:
+        """Trials run on raykd's single-node instance (see :attr:`TrialContext.loopback`)."""
+        return self.first.loopback
+
+    @property
     def resources(self) -> ResourcesConfig:
         """Ray Train resources per trial."""
         return self.first.resources

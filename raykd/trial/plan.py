@@ -38,6 +38,8 @@ class TrialContext:
         shared_cache: folder for artifacts shared by trials and sweeps (AS-DFD's pseudo-sample banks).
         transfer: what augmented and generated transfer sets are built from (None when no method
             reads the training split).
+        loopback: the trials run on raykd's own single-node instance, so their process groups
+            rendezvous on 127.0.0.1 only (:class:`~raykd.trial.loopback.LoopbackTorchConfig`).
     """
 
     task: TaskSpec
@@ -54,3 +56,4 @@ class TrialContext:
     ood_cache: str | None = None
     shared_cache: str | None = None
     transfer: TransferSource | None = None
+    loopback: bool = False
