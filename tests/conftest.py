@@ -130,14 +130,16 @@ def tiny_stage(tmp_path_factory):
     folder do: this build is the real stage; sweeps read its cache back by the same key through
     :func:`storage_with_cache`.
     """
-    from raykd.checks import check_inputs
+    from raykd.checks import check_task_inputs
     from raykd.config import parse_space
     from raykd.sweep.stage import build_stage
+    from raykd.sweep.teachers import plan_teachers
 
     cache = tmp_path_factory.mktemp("tiny-cache")
     space = parse_space(tiny_space_raw())
-    inputs = check_inputs(space)
-    return space, inputs, build_stage(space, inputs, cache, progress=False), cache
+    (name, task), = check_task_inputs(space).items()  # as a sweep does: the teacher checked, then the stage
+    check = plan_teachers(space, {name: task}, cache)[name].check
+    return space, task.inputs, build_stage(task.space, task.inputs, cache, progress=False, teacher_check=check), cache
 
 
 @pytest.fixture(scope="session")

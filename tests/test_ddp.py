@@ -1,4 +1,9 @@
-"""DDP: a trial with two Ray Train workers keeps its ranks in sync and learns (real Ray, gloo on CPU)."""
+"""DDP: a trial with two Ray Train workers keeps its ranks in sync and learns (real Ray, gloo on CPU).
+
+It runs on raykd's loopback-only local instance with its LoopbackTorchConfig, as a local sweep's
+DDP trials do, and rank 0 also lists its own listening sockets: the process group's store must
+listen on 127.0.0.1 only (PyTorch's default binds all interfaces).
+"""
 
 import hashlib
 import sys
@@ -43,6 +48,16 @@ def _ddp_worker(config):
     first_epoch = seen[:sum(steps[:len(steps) // 3])]  # 3 epochs of equal step counts
     Path(config["out"], f"rank{rank}").write_text(f"{hashlib.sha256(weights).hexdigest()} {len(steps)} "
                                                   + ",".join(map(str, first_epoch)) + f" {state.best_metric}")
+    if rank == 0:
+        import json
+        import os
+
+        import psutil  # Ray's bundled copy
+
+        listening = [[c.laddr.ip, c.laddr.port] for c in psutil.Process().net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN]
+        Path(config["out"], "listening.json").write_text(json.dumps({"port": int(os.environ["MASTER_PORT"]),
+                                                                      "listening": listening}))
 
 
 def test_two_workers_stay_in_sync_on_disjoint_shards_and_learn(tmp_path, tiny_stage):
@@ -75,3 +90,10 @@ def test_two_workers_stay_in_sync_on_disjoint_shards_and_learn(tmp_path, tiny_st
     assert not shard0 & shard1  # within an epoch the ranks train on disjoint shards...
     assert len(shard0 | shard1) > 1900  # ...that cover the 2,000 examples (a partial last batch may drop)
     assert best0 == best1 and float(best0) > built.baseline["accuracy"] + 0.1  # and the student learned
+    import json
+
+    from raykd.sweep.local_ray import is_loopback
+
+    sockets = json.loads((tmp_path / "listening.json").read_text())
+    assert any(port == sockets["port"] for _, port in sockets["listening"])  # rank 0 hosts the group's store...
+    assert all(is_loopback(ip) for ip, _ in sockets["listening"]), sockets  # ...on loopback only

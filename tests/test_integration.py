@@ -35,6 +35,23 @@ def test_stage_measures_the_teacher(stage):
     assert len(built.splits["train"].load()) == 2000 == len(inputs.frames["train"])
 
 
+def test_a_teacher_checked_once_is_not_loaded_again_for_the_same_cache(tiny_stage, monkeypatch):
+    """The stage stored the check's dev outputs, flagged: a later check of the same files reads them without
+    loading the teacher; a teacher whose files differ (another fingerprint) would get another key."""
+    import raykd.teachers.load as load
+    from raykd.teachers import quality
+    from raykd.teachers.cache import cached_split_path, teacher_was_checked
+
+    space, inputs, _, cache = tiny_stage
+    dev = cached_split_path(cache, inputs.teacher.path, inputs.frames["dev"], space.data.max_length)
+    assert dev is not None and teacher_was_checked(dev)
+    monkeypatch.setattr(quality, "_MEMO", {})
+    monkeypatch.setattr(load, "load_checked_teacher", lambda *a, **k: pytest.fail("the teacher was loaded again"))
+    check = quality.check_teacher(inputs.teacher.path, inputs.task, inputs.frames, max_length=space.data.max_length,
+                                  cache_dir=cache)
+    assert check.from_cache and check.metric == pytest.approx(0.8968, abs=1e-4)
+
+
 def test_one_trial_beats_the_majority_baseline(stage, tmp_path):
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer

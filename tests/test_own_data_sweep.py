@@ -37,9 +37,22 @@ def _corpus_csv(split: str, path, per_class: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
+def local_ray():
+    """One local instance for this module's two sweeps (each would start its own: a few seconds each)."""
+    import logging
+
     import ray
 
+    from raykd.sweep.local_ray import start_local_ray
+    from raykd.sweep.run import LOCAL_TRAIN_SETTINGS
+
+    start_local_ray(3, env=LOCAL_TRAIN_SETTINGS, logging_level=logging.WARNING, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, local_ray):
     tmp = tmp_path_factory.mktemp("own-data")
     _corpus_csv("train", tmp / "train.csv", 150)
     _corpus_csv("dev", tmp / "dev.csv", 50)
@@ -53,10 +66,7 @@ def sweep(tmp_path_factory):
     space = tmp / "corpus4.yaml"
     space.write_text(yaml.safe_dump(raw, sort_keys=False))
     storage = tmp / "runs"
-    try:
-        result, _ = invoke_cli(["sweep", "--space", str(space), "--storage", str(storage), "--num-cpus", "2"], [])
-    finally:
-        ray.shutdown()
+    result, _ = invoke_cli(["sweep", "--space", str(space), "--storage", str(storage), "--num-cpus", "2"], [])
     assert result.exit_code == 0, (result.output, result.exception)
     return tmp, space, storage, next(storage.glob("corpus4-*")), result.output
 
@@ -114,12 +124,10 @@ def test_mlflow_shows_what_the_report_shows(sweep):
         assert run.info.run_name.startswith("vanilla-bilstm-") and run.info.run_name.endswith(row["trial_id"])
 
 
-def test_a_fine_tuned_teacher_no_better_than_the_majority_stops_before_the_sweep_folder(tmp_path):
+def test_a_fine_tuned_teacher_no_better_than_the_majority_stops_before_the_sweep_folder(tmp_path, local_ray):
     """Dev holds one class only, so the majority class scores 1.0 and no teacher can beat it: the sweep
     stops after the teacher stage (exit 1, one line), the teacher stays cached, no sweep folder exists;
     then validate finds the cached teacher and refuses it before anything is written."""
-    import ray
-
     from conftest import assert_input_error
 
     sentences = pd.read_csv(GLUE / "SST-2" / "dev.tsv", sep="\t", quoting=csv.QUOTE_NONE, dtype=str)["sentence"]
@@ -134,10 +142,7 @@ def test_a_fine_tuned_teacher_no_better_than_the_majority_stops_before_the_sweep
     space = tmp_path / "lopsided.yaml"
     space.write_text(yaml.safe_dump(raw, sort_keys=False))
     storage = tmp_path / "runs"
-    try:
-        result, _ = invoke_cli(["sweep", "--space", str(space), "--storage", str(storage), "--num-cpus", "2"], [])
-    finally:
-        ray.shutdown()
+    result, _ = invoke_cli(["sweep", "--space", str(space), "--storage", str(storage), "--num-cpus", "2"], [])
     assert result.exit_code == 1, (result.output, result.exception)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert errors == result.stderr.splitlines()[-1:] and len(errors) == 1

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["CachedSplit", "cached_teacher_outputs", "teacher_logits", "teacher_fingerprint", "frame_fingerprint",
-           "cached_split_path"]
+           "cached_split_path", "teacher_was_checked", "CHECKED_KEY"]
 
 CACHE_VERSION = 1
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
@@ -91,6 +91,19 @@ def _split_key(teacher_fp: str, frame: "pd.DataFrame", max_length: int) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
+CHECKED_KEY = "teacher_checked"
+"""``meta.json`` flag of a split stored from the pre-sweep teacher check: the teacher with these exact
+files (the key covers them) loaded with its head and tokenizer, so a later check need not load it again."""
+
+
+def teacher_was_checked(split_path: Path) -> bool:
+    """Whether a cached split was stored from a teacher check (:data:`CHECKED_KEY` in its ``meta.json``)."""
+    try:
+        return bool(json.loads((split_path.parent / "meta.json").read_text()).get(CHECKED_KEY))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def cached_split_path(cache_dir: str | Path, teacher_path: str, frame: "pd.DataFrame", max_length: int) -> Path | None:
     """The cached ``split.npz`` of ``frame`` labelled by this teacher, if a sweep already computed it (reads only)."""
     path = Path(cache_dir) / "teacher_outputs" / _split_key(teacher_fingerprint(teacher_path), frame, max_length) / "split.npz"
@@ -130,7 +143,8 @@ def cached_teacher_outputs(
     built = [name for name, key in keys.items() if not (root / key / "split.npz").is_file()]
     for name in [n for n in built if n in (computed or {})]:
         _write(root / keys[name], computed[name], {"split": name, "rows": len(computed[name]), "teacher": teacher_path,
-                                                   "teacher_fingerprint": fingerprint, "max_length": max_length})
+                                                   "teacher_fingerprint": fingerprint, "max_length": max_length,
+                                                   CHECKED_KEY: True})
     missing = [name for name in built if name not in (computed or {})]
     if missing:
         from raykd.teachers.load import load_teacher, load_tokenizer

@@ -121,12 +121,17 @@ def check_teacher(path: str, task: TaskSpec, frames: dict[str, "pd.DataFrame"], 
 
 def _dev_outputs(path: str, frame, *, max_length: int, batch_size: int, device: str, role: str,
                  cached: Path | None) -> tuple[EncodedSplit, bool]:
-    """The split with the teacher's logits: from the cache when there, else computed (the teacher is
-    loaded either way, so a missing head or tokenizer is always refused)."""
+    """The split with the teacher's logits: from the cache when there, else computed.
+
+    The teacher is loaded (so a missing head or tokenizer is refused) unless the cached split was
+    stored from an earlier check of a teacher with the very same files (the cache key covers them).
+    """
     from raykd.data.encoding import encode_frame
-    from raykd.teachers.cache import teacher_logits
+    from raykd.teachers.cache import teacher_logits, teacher_was_checked
     from raykd.teachers.load import load_checked_teacher
 
+    if cached is not None and teacher_was_checked(cached):
+        return EncodedSplit.load(cached), True
     model, tokenizer = load_checked_teacher(path, device, role)
     if cached is not None:
         return EncodedSplit.load(cached), True
