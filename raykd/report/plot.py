@@ -10,7 +10,7 @@ import pandas as pd
 from raykd.records import TeacherSummary, TrialResult
 from raykd.report.frames import FAILED, FINISHED, eligible, trials_frame
 
-__all__ = ["plot_front"]
+__all__ = ["plot_front", "MARKERS", "draw_teacher", "format_axes"]
 
 
 def plot_front(
@@ -48,8 +48,8 @@ def plot_front(
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     _draw_trials(ax, done)
-    _draw_teacher(ax, teacher)
-    _format_axes(ax, metric_name)
+    draw_teacher(ax, teacher)
+    format_axes(ax, metric_name)
     if done.empty:
         # below the middle, where a lone teacher star would not hide it
         ax.text(0.5, 0.3, "no finished trials yet", transform=ax.transAxes,
@@ -65,7 +65,7 @@ def plot_front(
     return out
 
 
-_MARKERS = ("o", "s", "^", "D", "v")
+MARKERS = ("o", "s", "^", "D", "v")
 
 
 def _draw_trials(ax: Any, done: pd.DataFrame) -> None:
@@ -80,7 +80,7 @@ def _draw_trials(ax: Any, done: pd.DataFrame) -> None:
         else:
             colour, label = f"C{family_names.index(family)}", str(family)
         ax.scatter(group["student_params"].astype(float) / 1e6, group["metric"], s=30, color=colour, alpha=0.8,
-                   marker=_MARKERS[family_names.index(family) % len(_MARKERS)], label=label, zorder=3)
+                   marker=MARKERS[family_names.index(family) % len(MARKERS)], label=label, zorder=3)
     front = done[done["on_front"]]
     if not front.empty:
         x = front["student_params"].astype(float) / 1e6
@@ -90,7 +90,7 @@ def _draw_trials(ax: Any, done: pd.DataFrame) -> None:
                    linewidths=1.2, zorder=4)
 
 
-def _draw_teacher(ax: Any, teacher: TeacherSummary | None) -> None:
+def draw_teacher(ax: Any, teacher: TeacherSummary | None) -> None:
     if teacher is None:
         return
     x = teacher.params / 1e6
@@ -105,7 +105,7 @@ def _draw_teacher(ax: Any, teacher: TeacherSummary | None) -> None:
                 fontsize=8)
 
 
-def _format_axes(ax: Any, metric_name: str) -> None:
+def format_axes(ax: Any, metric_name: str) -> None:
     from matplotlib import ticker
 
     ax.set_xscale("log")

@@ -15,7 +15,7 @@ from raykd.report.render import Report
 if TYPE_CHECKING:
     from rich.table import Table
 
-__all__ = ["front_table", "markdown_front"]
+__all__ = ["front_table", "markdown_front", "markdown_row", "format_text", "format_number", "format_millions"]
 
 # Short names for the settings column of the front table; unknown keys keep their last part.
 _ABBREV = {
@@ -68,14 +68,14 @@ def markdown_front(report: Report, teacher: TeacherSummary | None, metric_name: 
     lines = [
         f"**{title}**",
         "",
-        _markdown_row(headers),
+        markdown_row(headers),
         "|" + "|".join("---:" if is_number else "---" for is_number in numeric) + "|",
-        *(_markdown_row(row) for row in rows),
+        *(markdown_row(row) for row in rows),
     ]
     return "\n".join(lines) + "\n"
 
 
-def _markdown_row(cells: list[str]) -> str:
+def markdown_row(cells: list[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
@@ -89,7 +89,7 @@ def _front_rows(
     t_metric = teacher.metric if teacher is not None else None
     if teacher is not None:
         title += (
-            f"; teacher {metric_name} {_number(t_metric, '.4f')}, "
+            f"; teacher {metric_name} {format_number(t_metric, '.4f')}, "
             f"{teacher.params / 1e6:.2f}M params"
         )
     percent = t_metric is not None and t_metric != 0
@@ -100,15 +100,15 @@ def _front_rows(
     summaries = _settings_summaries(front, report.trials)
     rows = []
     for rec, summary in zip(front.to_dict("records"), summaries):
-        row = [str(rec["trial_id"]), _text(rec["method"]), _text(rec["student"])]
-        row.append(_number(rec["metric"], ".4f"))
+        row = [str(rec["trial_id"]), format_text(rec["method"]), format_text(rec["student"])]
+        row.append(format_number(rec["metric"], ".4f"))
         if percent:
             row.append(f"{100 * rec['metric'] / t_metric:.1f}%")
         row += [
-            _number(_millions(rec["student_params"]), ".2f"),
-            _number(_millions(rec["student_params_non_embedding"]), ".2f"),
-            _number(_compression(rec, teacher), ".1f", suffix="x"),
-            _number(rec["latency_ms"], ".2f"),
+            format_number(format_millions(rec["student_params"]), ".2f"),
+            format_number(format_millions(rec["student_params_non_embedding"]), ".2f"),
+            format_number(_compression(rec, teacher), ".1f", suffix="x"),
+            format_number(rec["latency_ms"], ".2f"),
             summary,
         ]
         rows.append(row)
@@ -119,15 +119,15 @@ def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def _text(value: Any) -> str:
+def format_text(value: Any) -> str:
     return "-" if _missing(value) else str(value)
 
 
-def _number(value: Any, spec: str, suffix: str = "") -> str:
+def format_number(value: Any, spec: str, suffix: str = "") -> str:
     return "-" if _missing(value) else f"{value:{spec}}{suffix}"
 
 
-def _millions(value: Any) -> float | None:
+def format_millions(value: Any) -> float | None:
     return None if _missing(value) else value / 1e6
 
 

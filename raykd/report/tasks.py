@@ -30,7 +30,7 @@ import pandas as pd
 from raykd.records import TeacherSummary, TrialResult
 from raykd.report.pareto import pareto_mask, scaled_hypervolume
 from raykd.report.frames import FAILED, FINISHED, eligible, trials_frame
-from raykd.report.tables import _markdown_row, _millions, _number, _text
+from raykd.report.tables import markdown_row, format_millions, format_number, format_text
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -347,9 +347,9 @@ def _summary_row(
     best: dict[str, Any] = {"metric": None, "params": None, "method": None}
     if not front.empty:  # idxmax keeps the first of equals: the fewest parameters
         best = front.loc[front["metric"].idxmax()].to_dict()
-    return [name, metric_name, f"{len(front)} of {measured}", _number(best["metric"], ".4f"),
-            _number(_millions(best["params"]), ".2f"), _text(best["method"]),
-            _number(teacher_metric, ".4f"), f"{hv:.4f}"]
+    return [name, metric_name, f"{len(front)} of {measured}", format_number(best["metric"], ".4f"),
+            format_number(format_millions(best["params"]), ".2f"), format_text(best["method"]),
+            format_number(teacher_metric, ".4f"), f"{hv:.4f}"]
 
 
 def markdown_task_fronts(fronts: TaskFronts, tasks: Sequence[TaskInfo]) -> str:
@@ -373,17 +373,17 @@ def _markdown_front(
     title: str, front: pd.DataFrame, metric_name: str, teacher_metric: float | None,
     teacher_params: int | None, hv: float,
 ) -> str:
-    teacher = f"teacher {_number(teacher_metric, '.4f')}"
+    teacher = f"teacher {format_number(teacher_metric, '.4f')}"
     if teacher_params:
         teacher += f", {teacher_params / 1e6:.2f}M params"
     headers = ["trial", "method", "student", metric_name, "params (M)", "compression"]
     lines = [f"**{title}**: {len(front)} on the front; {teacher}; hypervolume {hv:.4f}", "",
-             _markdown_row(headers), "|---|---|---|---:|---:|---:|"]
+             markdown_row(headers), "|---|---|---|---:|---:|---:|"]
     for rec in front.to_dict("records"):
-        lines.append(_markdown_row([
-            str(rec["trial_id"]), _text(rec["method"]), _text(rec["student"]),
-            _number(rec["metric"], ".4f"), _number(_millions(rec["params"]), ".2f"),
-            _number(rec["compression_ratio"], ".1f", suffix="x"),
+        lines.append(markdown_row([
+            str(rec["trial_id"]), format_text(rec["method"]), format_text(rec["student"]),
+            format_number(rec["metric"], ".4f"), format_number(format_millions(rec["params"]), ".2f"),
+            format_number(rec["compression_ratio"], ".1f", suffix="x"),
         ]))
     return "\n".join(lines) + "\n"
 
@@ -478,9 +478,9 @@ class _Keys:
         return {"color": _PALETTE[singles.index(method) % len(_PALETTE)], "s": 28, "alpha": 0.75}
 
     def marker(self, family: str) -> str:
-        from raykd.report.plot import _MARKERS
+        from raykd.report.plot import MARKERS
 
-        return _MARKERS[self.families.index(family) % len(_MARKERS)]
+        return MARKERS[self.families.index(family) % len(MARKERS)]
 
 
 def _names(column: pd.Series) -> list[str]:
@@ -491,7 +491,7 @@ def _draw_panel(
     ax: Any, points: pd.DataFrame, keys: _Keys, metric_label: str, teacher_metric: float | None,
     teacher_params: int | None, *, empty_sweep: bool,
 ) -> None:
-    from raykd.report.plot import _draw_teacher, _format_axes
+    from raykd.report.plot import draw_teacher, format_axes
 
     x = points["params"].to_numpy(dtype=float, na_value=np.nan) / 1e6
     y = points["metric"].to_numpy(dtype=float)
@@ -506,9 +506,9 @@ def _draw_panel(
                 zorder=2)
         ax.scatter(x[front], y[front], s=90, facecolors="none",
                    edgecolors="black", linewidths=1.2, zorder=4)
-    _format_axes(ax, metric_label)  # before the teacher: its label would open a legend per panel
+    format_axes(ax, metric_label)  # before the teacher: its label would open a legend per panel
     if teacher_params:
-        _draw_teacher(ax, TeacherSummary(path="teacher", params=teacher_params,
+        draw_teacher(ax, TeacherSummary(path="teacher", params=teacher_params,
                                          metric=teacher_metric))
     elif teacher_metric is not None:
         ax.axhline(teacher_metric, color="gray", linestyle=":", linewidth=1, zorder=1)

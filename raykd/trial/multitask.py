@@ -46,7 +46,7 @@ from raykd.records import NOT_A_RESULT, SELECTION_KEY
 from raykd.registry import METHODS
 from raykd.students import build_student, count_parameters, student_spec
 from raykd.trial.plan import TrialContext
-from raykd.trial.worker import (_data_free_trainer, _training_set, _value, fails_without_retry, loop_settings,
+from raykd.trial.worker import (data_free_trainer, training_set, training_value, fails_without_retry, loop_settings,
                                 student_context)
 
 __all__ = ["MultiTaskContext", "train_fn_multi_task", "MACRO"]
@@ -183,13 +183,13 @@ def _task_by_task(module, trial: dict, context: MultiTaskContext, device: str) -
 
         extra = 0
         if data_free:
-            trainer = _data_free_trainer(module, trial, ctx, model, settings, device)
+            trainer = data_free_trainer(module, trial, ctx, model, settings, device)
             extra = sum(p.numel() for key, m in trainer.student_modules.items() if key == "projection"
                         for p in m.parameters())
-            fit_data_free(model, trainer, settings, steps_per_epoch=int(_value(trial, "steps_per_epoch")),
+            fit_data_free(model, trainer, settings, steps_per_epoch=int(training_value(trial, "steps_per_epoch")),
                           evaluate=evaluate, primary=primary, report=keep_best, state=None)
         else:
-            train, transfer = _training_set(module, trial, ctx, device)
+            train, transfer = training_set(module, trial, ctx, device)
             model.to(device)
             method = module.make_method(trial.get(trial["method"], {}), ctx.task)
             fit(model, method.objective, train, settings, evaluate=evaluate, primary=primary, report=keep_best,

@@ -36,7 +36,8 @@ from raykd.registry import METHODS
 from raykd.students import StudentContext, build_student, count_parameters, student_spec
 from raykd.trial.plan import TrialContext
 
-__all__ = ["train_fn_per_worker", "loop_settings", "student_context", "fails_without_retry", "FAILED_KEY"]
+__all__ = ["train_fn_per_worker", "loop_settings", "student_context", "fails_without_retry", "FAILED_KEY",
+           "training_set", "training_value", "data_free_trainer"]
 
 PAUSE_ENV = "RAYKD_PAUSE_AFTER_EPOCH_S"
 
@@ -71,7 +72,7 @@ def fails_without_retry(train_fn):
 def loop_settings(trial: dict[str, Any], context: TrialContext, device: str) -> LoopSettings:
     """The trial's optimisation settings: the student family's own (``<family>/training``), else the sweep's."""
     def value(name: str):
-        return _value(trial, name)
+        return training_value(trial, name)
 
     amp = "bf16" if device.startswith("cuda") else None
     return LoopSettings(epochs=int(value("epochs")), batch_size=int(value("batch_size")), lr=float(value("lr")),
@@ -120,8 +121,8 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
     module = METHODS.load(trial["method"])
     data_free = not getattr(module, "USES_TASK_TRAIN_DATA", True)
     settings = loop_settings(trial, context, device)
-    trainer = _data_free_trainer(module, trial, context, model, settings, device) if data_free else None
-    train, transfer = (None, {}) if data_free else _training_set(module, trial, context, device)
+    trainer = data_free_trainer(module, trial, context, model, settings, device) if data_free else None
+    train, transfer = (None, {}) if data_free else training_set(module, trial, context, device)
     counts = count_parameters(model)
     extra_params = sum(p.numel() for name, m in (trainer.student_modules.items() if trainer else ())
                        if name == "projection" for p in m.parameters())  # deployed with the student's inputs
@@ -156,7 +157,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
         return evaluate_splits(m, evals, context.task, context.pad_id, device)
 
     if data_free:
-        fit_data_free(model, trainer, settings, steps_per_epoch=int(_value(trial, "steps_per_epoch")),
+        fit_data_free(model, trainer, settings, steps_per_epoch=int(training_value(trial, "steps_per_epoch")),
                       evaluate=evaluate, primary=primary, report=report, state=state)
         return
     method = module.make_method(trial.get(trial["method"], {}), context.task)
@@ -164,7 +165,7 @@ def train_fn_per_worker(config: dict[str, Any]) -> None:
         pad_id=context.pad_id, rank=rank, world_size=world, state=state)
 
 
-def _training_set(module, trial: dict, context: TrialContext, device: str) -> tuple[EncodedSplit, dict]:
+def training_set(module, trial: dict, context: TrialContext, device: str) -> tuple[EncodedSplit, dict]:
     """The training split plus the transfer sets the method asks for (from the shared cache, or built once).
 
     Returns:
@@ -186,12 +187,12 @@ def _training_set(module, trial: dict, context: TrialContext, device: str) -> tu
     return train, {"metrics": metrics, "examples": "\n".join(s.examples for s in sets)}
 
 
-def _value(trial: dict, name: str):
+def training_value(trial: dict, name: str):
     """A training setting: the student family's own override, else the sweep's."""
     return trial[trial["student"]].get("training", {}).get(name, trial.get(name))
 
 
-def _data_free_trainer(module, trial: dict, context: TrialContext, model, settings: LoopSettings, device: str):
+def data_free_trainer(module, trial: dict, context: TrialContext, model, settings: LoopSettings, device: str):
     """The data-free method's trainer with the frozen teacher; never touches the task's training split."""
     from raykd.datafree.base import DataFreeEnv, freeze
     from raykd.teachers.cache import teacher_fingerprint
