@@ -111,12 +111,32 @@ def page(tmp_path_factory):
             context.close()
 
 
+def _open_model_training_view(page, experiment_url: str, shown, attempts: int = 3) -> None:
+    """Open an experiment and switch its sidebar to "Model training", as a user does, until ``shown``
+    (a locator of the runs table) is visible.
+
+    MLflow 3.17 first routes ``#/experiments/<id>`` to the GenAI overview (``workflowType=genai``)
+    once the experiment has loaded; a click that lands before that routing is undone by it (seen in
+    CI). So the test waits for the app's own routing, then clicks, and clicks again if a late
+    re-route (or a feature tip over the switch) swallowed the first click.
+    """
+    page.goto(experiment_url)
+    page.wait_for_url("**workflowType=genai**")
+    for attempt in range(attempts):
+        page.get_by_text("Model training", exact=True).click()
+        try:
+            shown.wait_for(state="visible", timeout=10_000)
+            return
+        except sync_api.Error:
+            if attempt == attempts - 1:
+                raise
+
+
 def test_runs_table_shows_the_trials_under_the_parent_run(sweep, ui, page):
     _, _, experiment_id, parent, trials = sweep
     expect = sync_api.expect
-    page.goto(f"{ui}/#/experiments/{experiment_id}")  # MLflow 3.17 opens the GenAI overview here
-    page.get_by_text("Model training", exact=True).click()  # the switch at the top of the sidebar
     parent_link = page.locator(f'a[href$="/runs/{parent.info.run_id}"]')
+    _open_model_training_view(page, f"{ui}/#/experiments/{experiment_id}", parent_link)
     expect(parent_link).to_have_text(parent.info.run_name)
     assert "workflowType=machine_learning" in page.url and f"/experiments/{experiment_id}/runs" in page.url
     names = sorted(r.info.run_name for r in trials)
