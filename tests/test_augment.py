@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from raykd.transfer.augment import TangSettings, _tag_words, pos_lexicon, tang_augment
+from raykd.errors import RaykdInputError
+from raykd.transfer.augment import TangSettings, _tag_words, pos_lexicon, tang_augment, tang_chunks
 
 SST2_TRAIN = Path(__file__).resolve().parents[2] / "shared/data/glue/SST-2/train.tsv"
 
@@ -158,3 +159,51 @@ def test_real_sst2_sentences_give_many_novel_examples():
     assert len(out) > 5 * len(texts) and len(out) > 0.5 * changed, (len(out), changed)
     assert not set(out["text_a"]) & {" ".join(t.split()) for t in texts}
     assert seconds < 10
+
+
+def _joined(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(chunks, ignore_index=True)
+
+
+@pytest.mark.parametrize("frame", [
+    _frame(SENTENCES + SENTENCES[:2]),  # repeats: novelty must span chunks
+    pd.DataFrame({"text_a": [s.split(" a ")[0] for s in SENTENCES] + list(PAIRS["text_a"]),
+                  "text_b": SENTENCES + list(PAIRS["text_b"])}),
+], ids=["sentences", "pairs"])
+def test_chunks_join_to_the_one_shot_output_for_every_chunk_size(frame):
+    whole = tang_augment(frame, TangSettings(n_iter=6), seed=2)
+    assert len(whole) > len(frame)
+    for chunk_rows in (1, 2, 3, len(frame) + 5):
+        chunks = list(tang_chunks(frame, TangSettings(n_iter=6), seed=2, chunk_rows=chunk_rows))
+        pd.testing.assert_frame_equal(_joined(chunks), whole)
+        assert all(0 < len(chunk) <= 6 * chunk_rows and chunk.index[0] == 0 for chunk in chunks)
+    assert len(chunks) == 1
+
+
+@pytest.mark.skipif(not SST2_TRAIN.is_file(), reason="needs the shared SST-2 training set")
+def test_chunks_of_real_sentences_match_the_one_shot_output():
+    texts = pd.read_csv(SST2_TRAIN, sep="\t", quoting=csv.QUOTE_NONE)["sentence"].head(120)
+    frame = pd.DataFrame({"text_a": texts})
+    whole = tang_augment(frame, TangSettings(), seed=7)
+    pd.testing.assert_frame_equal(_joined(list(tang_chunks(frame, TangSettings(), seed=7, chunk_rows=17))), whole)
+
+
+def test_an_original_in_a_later_chunk_is_never_an_output_of_an_earlier_one():
+    later = "often affecting journey"  # a 3-word window of the first sentence, and an original itself
+    frame = _frame(SENTENCES + [later])
+    chunks = list(tang_chunks(frame, TangSettings(p_mask=0.0, p_pos=0.0, p_ng=1.0, n_iter=200), seed=0, chunk_rows=1))
+    out = _joined(chunks)["text_a"]
+    assert out.is_unique and later not in set(out)
+    assert "affecting journey" in set(out)  # the window rule did reach that part of the first sentence
+
+
+def test_chunked_progress_counts_every_source_example():
+    calls: list[int] = []
+    list(tang_chunks(_frame(), TangSettings(n_iter=2), seed=0, chunk_rows=3, progress=calls.append))
+    assert calls == [3, 1]
+
+
+@pytest.mark.parametrize("frame, chunk_rows", [(pd.DataFrame({"sentence": ["a b"]}), 10), (_frame(), 0)])
+def test_bad_chunked_input_is_rejected_at_the_call(frame, chunk_rows):
+    with pytest.raises(RaykdInputError):
+        tang_chunks(frame, TangSettings(), seed=0, chunk_rows=chunk_rows)  # no next(): raised eagerly

@@ -86,7 +86,15 @@ class EncodedSplit:
 
     @classmethod
     def load(cls, path: str | Path) -> "EncodedSplit":
-        """Read a file written by :meth:`save`."""
+        """Read a file written by :meth:`save`, or a shard folder (:mod:`raykd.data.shards`) whole."""
+        if Path(path).is_dir():  # a shard folder (raykd.data.shards): its parts in order, joined
+            import json
+
+            index = json.loads((Path(path) / "index.json").read_text())
+            parts = [cls.load(Path(path) / shard["file"]) for shard in index["shards"]]
+            if not parts:
+                raise FileNotFoundError(f"{path} holds no shards")
+            return parts[0] if len(parts) == 1 else cls.concat(parts)
         with np.load(path) as data:
             return cls(**{k: data[k] for k in data.files})
 

@@ -26,11 +26,24 @@ Where raykd departs from the paper and its code:
   (METHODS.md section 1), not read from the paper's method section.
 - Whitespace is normalised (tokens joined by one space) before the novelty check, so an original
   with a trailing space does not come back as a "new" example.
+- Novelty is judged on a 64-bit hash of each example (see below), not on the strings: two different
+  examples with the same hash (odds about 1e-6 for a few million outputs) lose the later one.
+
+Chunks and memory. :func:`tang_chunks` yields the output as frames, one per ``chunk_rows`` source
+examples (:func:`tang_augment` joins them), so a transfer set of millions of rows never needs to
+be held whole (:mod:`raykd.transfer.store` tokenises, labels and writes it a shard at a time). Two
+things span the whole source, and are built in one tagging pass before the first chunk: the POS
+lexicon (distinct words per tag) with each distinct source text's tags, one byte per word; and the
+novelty check, a sorted array of 8-byte hashes of the originals and of every example kept so far.
+Random draws are made per example in source order, so for a seed the output (the joined chunks) is
+the same for every chunk size. Memory is the source frame, the tag index (about 100-250 bytes per
+distinct source text, lexicon included), 8 bytes per source and output row, and one chunk's
+texts and outputs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,13 +51,16 @@ import pandas as pd
 
 from raykd.errors import RaykdInputError
 
-__all__ = ["TangSettings", "pos_lexicon", "tang_augment"]
+__all__ = ["TangSettings", "pos_lexicon", "tang_augment", "tang_chunks", "TANG_CHUNK_ROWS"]
 
 _SINGLE_ITERATIONS = 20
 _PAIR_ITERATIONS = 10
 _MAX_NGRAM = 5
 _BOTH_SIDES = 1 / 3
 _PROGRESS_EVERY = 256
+
+TANG_CHUNK_ROWS = 4096
+"""Default source examples per chunk of :func:`tang_chunks` (up to 10-20 outputs each)."""
 
 _Tagged = tuple[tuple[str, ...], tuple["str | None", ...]]
 """A sentence's words and their POS tags (None: no reliable tag, never swapped)."""
@@ -107,25 +123,42 @@ def _tag_words(tagger, words: Sequence[str]) -> tuple[str | None, ...]:
     return tuple(result[0][1] if len(result) == 1 else None for result in alone)
 
 
-def _tag_texts(texts: Iterable[str], tagger=None) -> dict[str, _Tagged]:
-    """Distinct text -> (words, tags); each distinct text is tagged once."""
-    tagger = tagger or _new_tagger()
-    tagged: dict[str, _Tagged] = {}
-    for text in texts:
-        if text not in tagged:
-            words = tuple(text.split())
-            tagged[text] = (words, _tag_words(tagger, words))
-    return tagged
+class _TagIndex:
+    """Every distinct text's POS tags and the lexicon they make, from one tagging pass.
 
+    Tags are kept as one byte per word (a code into :attr:`names`; 0 is None) rather than as the
+    tagged tuples, so the index of a few hundred thousand source texts stays a fraction of their
+    size. Pattern's tag set is Penn Treebank's (under 50 tags), far from the 255 codes a byte holds.
 
-def _lexicon(tagged: Iterable[_Tagged]) -> dict[str, list[str]]:
-    """tag -> sorted distinct words with that tag."""
-    by_tag: dict[str, set[str]] = {}
-    for words, tags in tagged:
-        for word, tag in zip(words, tags):
-            if tag is not None:
-                by_tag.setdefault(tag, set()).add(word)
-    return {tag: sorted(words) for tag, words in sorted(by_tag.items())}
+    Attributes:
+        lexicon: tag -> sorted distinct words with that tag.
+        names: code -> tag.
+    """
+
+    def __init__(self, texts: Iterable[str], tagger=None):
+        tagger = tagger or _new_tagger()
+        self.names: list[str | None] = [None]
+        self._codes: dict[str, bytes] = {}
+        numbers: dict[str | None, int] = {None: 0}
+        by_tag: dict[str, set[str]] = {}
+        for text in texts:
+            if text in self._codes:
+                continue
+            words = text.split()
+            tags = _tag_words(tagger, words)
+            for tag in tags:
+                if tag not in numbers:
+                    numbers[tag] = len(self.names)
+                    self.names.append(tag)
+            self._codes[text] = bytes(numbers[tag] for tag in tags)
+            for word, tag in zip(words, tags):
+                if tag is not None:
+                    by_tag.setdefault(tag, set()).add(word)
+        self.lexicon = {tag: sorted(words) for tag, words in sorted(by_tag.items())}
+
+    def tagged(self, text: str) -> _Tagged:
+        """The words of an indexed text and their tags."""
+        return tuple(text.split()), tuple(self.names[code] for code in self._codes[text])
 
 
 def pos_lexicon(texts: Iterable[str]) -> dict[str, list[str]]:
@@ -137,7 +170,7 @@ def pos_lexicon(texts: Iterable[str]) -> dict[str, list[str]]:
     Returns:
         Penn Treebank tag (from textblob's ``PatternTagger``) -> sorted distinct words.
     """
-    return _lexicon(_tag_texts(texts).values())
+    return _TagIndex(texts).lexicon
 
 
 @dataclass(frozen=True)
@@ -213,13 +246,36 @@ def _column(frame: pd.DataFrame, name: str) -> list[str]:
     return ["" if not isinstance(value, str) else value for value in frame[name].tolist()]
 
 
-def _sources(frame: pd.DataFrame, is_pair: bool) -> list[tuple[_Sentence, ...]]:
-    """Per example, its prepared sentence(s), with the lexicon built from every text of the frame."""
-    columns = [_column(frame, "text_a")] + ([_column(frame, "text_b")] if is_pair else [])
-    tagged = _tag_texts(text for column in columns for text in column)
-    lexicon = _lexicon(tagged.values())
-    prepared = {text: _prepare(value, lexicon) for text, value in tagged.items()}
+def _sources(columns: list[list[str]], index: _TagIndex) -> list[tuple[_Sentence, ...]]:
+    """Per example of a chunk (its text columns), its prepared sentence(s); each distinct text once."""
+    prepared: dict[str, _Sentence] = {}
+    for text in (text for column in columns for text in column):
+        if text not in prepared:
+            prepared[text] = _prepare(index.tagged(text), index.lexicon)
     return [tuple(prepared[text] for text in texts) for texts in zip(*columns)]
+
+
+def _hashes(examples: list[tuple[str, ...]], width: int) -> np.ndarray:
+    """uint64 ``[len(examples)]``: pandas' fixed-key SipHash of each example (the same in every process)."""
+    return pd.util.hash_pandas_object(pd.DataFrame(examples, columns=range(width)), index=False).to_numpy()
+
+
+class _Seen:
+    """The novelty check: sorted 64-bit hashes of every example seen so far (8 bytes each)."""
+
+    def __init__(self):
+        self._sorted = np.empty(0, dtype=np.uint64)
+
+    def novel(self, hashes: np.ndarray) -> np.ndarray:
+        """bool ``[len(hashes)]``: neither seen before nor earlier in ``hashes``; these are then seen."""
+        first = np.zeros(len(hashes), dtype=bool)
+        first[np.unique(hashes, return_index=True)[1]] = True
+        if len(self._sorted):
+            at = np.minimum(np.searchsorted(self._sorted, hashes), len(self._sorted) - 1)
+            first &= self._sorted[at] != hashes
+        new = np.sort(hashes[first])
+        self._sorted = np.insert(self._sorted, np.searchsorted(self._sorted, new), new)
+        return first
 
 
 def _candidates(rng: np.random.Generator, source: tuple[_Sentence, ...], n: int,
@@ -233,6 +289,8 @@ def _candidates(rng: np.random.Generator, source: tuple[_Sentence, ...], n: int,
 def tang_augment(frame: pd.DataFrame, settings: TangSettings, *, seed: int, mask_token: str = "[MASK]",
                  progress: Callable[[int], None] | None = None) -> pd.DataFrame:
     """Tang et al.'s augmented transfer set for the examples of ``frame`` (see the module docstring).
+
+    The chunks of :func:`tang_chunks` joined; use that to hold one chunk at a time.
 
     Args:
         frame: column ``text_a`` and, for a pair task, ``text_b``; other columns are ignored.
@@ -249,21 +307,74 @@ def tang_augment(frame: pd.DataFrame, settings: TangSettings, *, seed: int, mask
     Raises:
         RaykdInputError: ``frame`` has no ``text_a`` column.
     """
+    chunks = list(tang_chunks(frame, settings, seed=seed, mask_token=mask_token, progress=progress))
+    if not chunks:
+        return pd.DataFrame([], columns=_output_columns(frame))
+    return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+
+
+def tang_chunks(frame: pd.DataFrame, settings: TangSettings, *, seed: int, mask_token: str = "[MASK]",
+                chunk_rows: int = TANG_CHUNK_ROWS,
+                progress: Callable[[int], None] | None = None) -> Iterator[pd.DataFrame]:
+    """:func:`tang_augment`'s output a chunk of source examples at a time.
+
+    The source is tagged once before the first chunk (the lexicon spans all of it); then each
+    chunk of ``chunk_rows`` source examples is augmented and its novel outputs yielded. Joined,
+    the chunks are :func:`tang_augment`'s frame for every ``chunk_rows``.
+
+    Args:
+        frame, settings, seed, mask_token, progress: as for :func:`tang_augment`.
+        chunk_rows: source examples per chunk (a chunk yields up to ``n_iter`` times as many rows).
+
+    Yields:
+        Frames of ``text_a`` (and ``text_b``) with fresh indexes from 0; chunks with no novel
+        output are skipped.
+
+    Raises:
+        RaykdInputError: ``frame`` has no ``text_a`` column, or ``chunk_rows`` < 1 (raised at the
+            call, not at the first chunk).
+    """
     if "text_a" not in frame.columns:
         raise RaykdInputError(f"tang augmentation needs a text_a column, got {list(frame.columns)}")
-    is_pair = "text_b" in frame.columns
-    n = settings.iterations(is_pair)
+    if chunk_rows < 1:
+        raise RaykdInputError(f"tang augmentation: chunk_rows must be >= 1, got {chunk_rows}")
+    return _chunks(frame, settings, seed, mask_token, chunk_rows, progress)
+
+
+def _output_columns(frame: pd.DataFrame) -> list[str]:
+    return ["text_a", "text_b"] if "text_b" in frame.columns else ["text_a"]
+
+
+def _text_chunks(frame: pd.DataFrame, names: list[str], chunk_rows: int) -> Iterator[list[list[str]]]:
+    """The ``names`` columns ``chunk_rows`` rows at a time, as lists of str.
+
+    Only one chunk's texts are Python strings at a time; pandas holds them far more compactly.
+    """
+    for start in range(0, len(frame), chunk_rows):
+        part = frame.iloc[start:start + chunk_rows]
+        yield [_column(part, name) for name in names]
+
+
+def _chunks(frame: pd.DataFrame, settings: TangSettings, seed: int, mask_token: str, chunk_rows: int,
+            progress: Callable[[int], None] | None) -> Iterator[pd.DataFrame]:
+    """Three passes over the source: tag it, mark the originals seen, then augment chunk by chunk."""
+    names = _output_columns(frame)
+    index = _TagIndex(text for columns in _text_chunks(frame, names, chunk_rows) for column in columns
+                      for text in column)
+    seen = _Seen()
+    for columns in _text_chunks(frame, names, chunk_rows):  # the originals are never "novel"
+        seen.novel(_hashes([tuple(" ".join(text.split()) for text in texts) for texts in zip(*columns)], len(names)))
     rng = np.random.default_rng(seed)
-    sources = _sources(frame, is_pair)
-    seen = {tuple(sentence.text for sentence in source) for source in sources}
-    novel: list[tuple[str, ...]] = []
-    reported = 0
-    for index, source in enumerate(sources, start=1):
-        for candidate in _candidates(rng, source, n, settings, mask_token):
-            if candidate not in seen:
-                seen.add(candidate)
-                novel.append(candidate)
-        if progress is not None and (index % _PROGRESS_EVERY == 0 or index == len(sources)):
-            progress(index - reported)
-            reported = index
-    return pd.DataFrame(novel, columns=["text_a", "text_b"] if is_pair else ["text_a"])
+    n = settings.iterations(len(names) == 2)
+    for columns in _text_chunks(frame, names, chunk_rows):
+        sources = _sources(columns, index)
+        candidates: list[tuple[str, ...]] = []
+        reported = 0
+        for done, source in enumerate(sources, start=1):
+            candidates.extend(_candidates(rng, source, n, settings, mask_token))
+            if progress is not None and (done % _PROGRESS_EVERY == 0 or done == len(sources)):
+                progress(done - reported)
+                reported = done
+        keep = seen.novel(_hashes(candidates, len(names)))
+        if keep.any():
+            yield pd.DataFrame([c for c, kept in zip(candidates, keep) if kept], columns=names)
