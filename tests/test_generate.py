@@ -186,6 +186,37 @@ def test_pretrained_folder_fine_tunes_through_the_same_loop(tmp_path, tokenizer)
     assert all(a and b for a, b in rows)
     # the full 30k vocabulary stays reachable (unlike a compact one), but fine-tuning made corpus words dominant
     assert sum(_words(a) | _words(b) <= allowed for a, b in rows) >= 0.5 * len(rows), rows
+    # saved and loaded, it keeps its added [TAB] separator and draws the same samples
+    generator.save(tmp_path / "saved")
+    loaded = Generator.load(tmp_path / "saved", tokenizer=None)
+    assert loaded.codec.sep == tab and loaded.pairs
+    again = loaded.sample(10, SamplingSettings(dedup=False, batch_size=16), seed=0)
+    pd.testing.assert_frame_equal(result.frame, again.frame)
+
+
+def test_saved_scratch_generator_samples_like_the_trained_one(tmp_path, sst2_generator, tokenizer):
+    sst2_generator.save(tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {"model", Generator.STATE_FILE}  # no tokenizer: the teacher's
+    loaded = Generator.load(tmp_path, tokenizer=tokenizer)
+    assert loaded.settings == sst2_generator.settings and loaded.losses == sst2_generator.losses
+    assert loaded.train_stats == sst2_generator.train_stats and loaded.examples == sst2_generator.examples
+    assert loaded.train_keys == sst2_generator.train_keys
+    assert not loaded.model.training
+    sampling = SamplingSettings(top_k=20, temperature=1.3)
+    pd.testing.assert_frame_equal(sst2_generator.sample(25, sampling, seed=5).frame,
+                                  loaded.sample(25, sampling, seed=5).frame)
+
+
+def test_unset_learning_rate_follows_the_generator_kind(tmp_path):
+    from raykd.transfer.generators import PRETRAINED_LR, SCRATCH_LR
+
+    assert (SCRATCH_LR, PRETRAINED_LR) == (1e-3, 5e-5)
+    assert GeneratorSettings().lr == SCRATCH_LR
+    assert GeneratorSettings(path=str(tmp_path / "gpt2")).lr == PRETRAINED_LR
+    assert GeneratorSettings(path=str(tmp_path / "gpt2"), lr=2e-4).lr == 2e-4  # an explicit value wins
+    assert GeneratorSettings(lr=2e-4).lr == 2e-4
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        GeneratorSettings(lr=0.0)
 
 
 def test_pretrained_path_rejects_too_long_sequences(tmp_path, tokenizer):

@@ -46,18 +46,25 @@ Where raykd departs from the paper and d-bert:
   a sentence cut mid-way is not one the training text contains.
 - A pair sample's ``text_b`` is the text between the first and a possible second separator.
 - Samples are deduplicated (lowercased, whitespace collapsed) among themselves and against the
-  training texts; the set size is chosen by the caller (a multiple of the training set), with at
-  most ``4 * n`` draws.
+  training texts; the set size is chosen by the caller (a multiple of the training set, optionally
+  capped), with at most ``4 * n`` draws.
+- A trained generator is saved (:meth:`Generator.save`) and cached once per generator setting by
+  :mod:`raykd.transfer.generators`, so every sampling setting draws from the same weights; d-bert
+  fine-tunes once and samples once.
+- An unset learning rate follows the generator's kind (:func:`~raykd.transfer.generator_kinds.default_lr`):
+  d-bert's 5e-5 for a pretrained path, 1e-3 from scratch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -65,13 +72,14 @@ import torch
 from torch import Tensor
 
 from raykd.errors import RaykdInputError
+from raykd.transfer.generator_kinds import SCRATCH, default_lr
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["GeneratedSet", "Generator", "GeneratorSettings", "SamplingSettings", "generate_transfer_set"]
+__all__ = ["GeneratedSet", "Generator", "GeneratorSettings", "SamplingSettings", "generate_transfer_set",
+           "text_column"]
 
-SCRATCH = "scratch"
 PROMPTS = ("first_token", "prefix")
 _TAB_TOKEN = "[TAB]"
 _WARMUP = 0.1
@@ -96,7 +104,8 @@ class GeneratorSettings:
         dim: scratch width: ``n_embd``.
         heads: scratch attention heads: ``n_head`` (must divide ``dim``).
         epochs: passes over the task text (and, first, over ``pretrain_texts`` when given).
-        lr: peak AdamW learning rate (~1e-3 from scratch, ~5e-5 for a pretrained path).
+        lr: peak AdamW learning rate; None (the default) resolves by kind to 1e-3 from scratch or
+            5e-5 for a pretrained path (:func:`~raykd.transfer.generator_kinds.default_lr`).
         batch_size: examples per optimiser step.
         max_tokens: longest sequence in tokens, end-of-text included.
         weight_decay: AdamW decay on matrices (none on biases / LayerNorm).
@@ -107,12 +116,14 @@ class GeneratorSettings:
     dim: int = 128
     heads: int = 2
     epochs: int = 10
-    lr: float = 1e-3
+    lr: float | None = None
     batch_size: int = 32
     max_tokens: int = 64
     weight_decay: float = 0.01
 
     def __post_init__(self) -> None:
+        if self.lr is None:  # frozen: resolve once, so the cache key and the optimiser see one value
+            object.__setattr__(self, "lr", default_lr(self.path))
         for name in ("layers", "dim", "heads", "epochs", "batch_size"):
             _require(getattr(self, name) >= 1, f"generator {name} must be >= 1, got {getattr(self, name)}")
         _require(self.dim % self.heads == 0, f"generator heads ({self.heads}) must divide dim ({self.dim})")
@@ -166,7 +177,7 @@ class GeneratedSet:
             ``truncated`` (no end-of-text within ``max_tokens``), ``generator_params``,
             ``vocab_size``, ``first_epoch_loss`` / ``final_train_loss`` (nats per token, task
             text), ``pretrain_loss`` (last pre-training epoch, when pre-trained),
-            ``train_seconds``, ``sample_seconds``.
+            ``train_seconds`` (when the generator was trained, also for a cached one), ``sample_seconds``.
     """
 
     frame: pd.DataFrame
@@ -189,18 +200,27 @@ class _CompactCodec:
 
     Args:
         tokenizer: the teacher's tokenizer.
-        corpus: teacher ids of every training text (task and pre-training).
+        teacher_ids: the teacher ids the vocabulary keeps (see :meth:`of_corpus`).
         pairs: reserve a pair-separator id.
     """
 
-    def __init__(self, tokenizer, corpus: Sequence[Sequence[int]], pairs: bool):
+    def __init__(self, tokenizer, teacher_ids: Sequence[int], pairs: bool):
         self.tokenizer = tokenizer
         self.eos, self.sep = 0, (1 if pairs else None)
         self.offset = 2 if pairs else 1
-        self.teacher_ids = np.array(sorted({t for ids in corpus for t in ids}), dtype=np.int64)
+        self.teacher_ids = np.array(sorted(set(teacher_ids)), dtype=np.int64)
         self.compact = {int(t): i + self.offset for i, t in enumerate(self.teacher_ids)}
         self.size = self.offset + len(self.teacher_ids)
         self.pad = self.eos
+
+    @classmethod
+    def of_corpus(cls, tokenizer, corpus: Sequence[Sequence[int]], pairs: bool) -> _CompactCodec:
+        """The codec of every teacher id in ``corpus`` (the task and pre-training texts' ids)."""
+        return cls(tokenizer, [t for ids in corpus for t in ids], pairs)
+
+    def state(self) -> dict:
+        """What :func:`_codec_from_state` rebuilds it from (with the teacher's tokenizer)."""
+        return {"kind": "compact", "pairs": self.sep is not None, "teacher_ids": self.teacher_ids.tolist()}
 
     def to_model(self, ids: Sequence[int]) -> list[int]:
         """Teacher ids -> compact ids (every id must occur in the corpus)."""
@@ -228,6 +248,10 @@ class _TokenizerCodec:
         self.sep = self._separator(tokenizer) if pairs else None
         self.size = len(tokenizer)
 
+    def state(self) -> dict:
+        """What :func:`_codec_from_state` rebuilds it from (with the saved tokenizer, ``[TAB]`` included)."""
+        return {"kind": "tokenizer", "pairs": self.sep is not None}
+
     @staticmethod
     def _separator(tokenizer) -> int:
         """The single token of ``"\\t"``, else a new ``[TAB]`` special token's id."""
@@ -244,6 +268,13 @@ class _TokenizerCodec:
     def decode(self, ids: Sequence[int]) -> str:
         """Ids of one segment -> text."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=True)
+
+
+def _codec_from_state(state: dict, tokenizer):
+    """The codec :meth:`_CompactCodec.state` or :meth:`_TokenizerCodec.state` describes."""
+    if state["kind"] == "compact":
+        return _CompactCodec(tokenizer, state["teacher_ids"], state["pairs"])
+    return _TokenizerCodec(tokenizer, state["pairs"])
 
 
 def _fit_pair(a: list[int], b: list[int], budget: int) -> tuple[list[int], list[int]]:
@@ -417,6 +448,9 @@ class Generator:
         train_stats: ``generator_params``, ``vocab_size``, losses and ``train_seconds``.
     """
 
+    STATE_FILE = "generator.json"
+    """The file :meth:`save` writes last: a folder holding it holds a whole generator."""
+
     def __init__(self, model, codec, settings: GeneratorSettings, examples: list[list[int]],
                  train_keys: set[tuple[str, ...]], losses: list[float], train_stats: dict[str, float], device: str):
         self.model, self.codec, self.settings = model, codec, settings
@@ -462,6 +496,44 @@ class Generator:
         texts = list(zip(texts_a, texts_b)) if texts_b is not None else [(t,) for t in texts_a]
         stats = _train_stats(model, codec, pre_losses, losses, time.perf_counter() - started)
         return cls(model, codec, settings, task, _train_keys(codec, task, texts), pre_losses + losses, stats, device)
+
+    def save(self, folder: Path) -> None:
+        """Write the generator to ``folder`` for :meth:`load`, :attr:`STATE_FILE` last.
+
+        The folder gets ``model/`` (weights, config), ``tokenizer/`` (a pretrained path's tokenizer,
+        ``[TAB]`` included) and :attr:`STATE_FILE` (settings, codec, examples, training keys, losses
+        and statistics).
+        """
+        folder = Path(folder)
+        self.model.save_pretrained(folder / "model")
+        if isinstance(self.codec, _TokenizerCodec):
+            self.codec.tokenizer.save_pretrained(folder / "tokenizer")
+        state = {"settings": asdict(self.settings), "codec": self.codec.state(), "examples": self.examples,
+                 "train_keys": sorted(self.train_keys), "losses": self.losses, "train_stats": self.train_stats}
+        (folder / self.STATE_FILE).write_text(json.dumps(state))
+
+    @classmethod
+    def load(cls, folder: Path, *, tokenizer, device: str = "cpu") -> Generator:
+        """A generator :meth:`save` wrote, in eval mode on ``device``.
+
+        Args:
+            folder: the saved generator.
+            tokenizer: the teacher's tokenizer for a scratch generator (ignored for a pretrained path,
+                whose tokenizer was saved with it).
+            device: torch device of the model.
+        """
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        folder = Path(folder)
+        state = json.loads((folder / cls.STATE_FILE).read_text())
+        if state["codec"]["kind"] == "tokenizer":
+            tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+        codec = _codec_from_state(state["codec"], tokenizer)
+        with torch.random.fork_rng(devices=[]):  # weight init before loading must not move the caller's RNG
+            model = AutoModelForCausalLM.from_pretrained(folder / "model")
+        model = model.to(device).eval()
+        return cls(model, codec, GeneratorSettings(**state["settings"]), state["examples"],
+                   {tuple(key) for key in state["train_keys"]}, state["losses"], state["train_stats"], device)
 
     def sample(self, n: int, sampling: SamplingSettings, *, seed: int) -> GeneratedSet:
         """Draw until ``n`` samples survive the filters or ``4 n`` samples were examined.
@@ -553,7 +625,7 @@ def _build(texts_a, texts_b, settings: GeneratorSettings, tokenizer, pretrain_te
                                                                   settings.max_tokens)
                              for texts in (texts_a, texts_b, pretrain_texts))
     if scratch:
-        codec = _CompactCodec(tokenizer, a_ids + (b_ids or []) + (pre_ids or []), pairs=texts_b is not None)
+        codec = _CompactCodec.of_corpus(tokenizer, a_ids + (b_ids or []) + (pre_ids or []), pairs=texts_b is not None)
         model = _scratch_model(settings, codec.size)
     else:
         codec = _TokenizerCodec(tokenizer, pairs=texts_b is not None)
@@ -595,13 +667,13 @@ def generate_transfer_set(frame: pd.DataFrame, settings: GeneratorSettings, samp
     """
     _require("text_a" in frame.columns, f"the generator needs a text_a column, got {list(frame.columns)}")
     _require(n >= 0, f"the number of samples must be >= 0, got {n}")
-    texts_a = _column(frame, "text_a")
-    texts_b = _column(frame, "text_b") if "text_b" in frame.columns else None
+    texts_a = text_column(frame, "text_a")
+    texts_b = text_column(frame, "text_b") if "text_b" in frame.columns else None
     generator = Generator.train(texts_a, texts_b, settings, tokenizer=tokenizer, seed=seed, device=device,
                                 pretrain_texts=pretrain_texts, progress=progress)
     return generator.sample(n, sampling, seed=seed)
 
 
-def _column(frame: pd.DataFrame, name: str) -> list[str]:
-    # Empty TSV cells arrive as NaN; they are empty texts here.
+def text_column(frame: pd.DataFrame, name: str) -> list[str]:
+    """A text column as strings; empty cells (NaN in TSV files) become empty texts."""
     return ["" if not isinstance(value, str) else value for value in frame[name].tolist()]
