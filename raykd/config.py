@@ -39,6 +39,8 @@ __all__ = [
     "TeacherConfig",
     "BudgetConfig",
     "ResourcesConfig",
+    "StageResources",
+    "StagesConfig",
     "SweepConfig",
     "TRAINING_PARAMS",
     "load_space",
@@ -212,6 +214,54 @@ class ResourcesConfig:
 
 
 @dataclass(frozen=True)
+class StageResources:
+    """What one unit of a heavy stage asks Ray for (one teacher fine-tuning task, one soft-target
+    replica, one transfer-set build).
+
+    Unset values (null) are filled from the cluster the sweep sees (:func:`raykd.stages.resolve_stages`):
+    one GPU per unit when the cluster has GPUs, else none; the CPUs shared out; no memory reservation.
+
+    Attributes:
+        gpus: GPUs per unit (fractions allowed); the unit's code runs on CUDA with bf16 autocast when
+            torch sees a GPU there, and on CPU otherwise (a node may advertise a GPU torch cannot use).
+        cpus: CPUs per unit; also its torch thread count.
+        memory_gb: memory Ray reserves per unit (GiB; 0: none), so big teachers do not land together
+            on one small node.
+        replicas: soft targets only: teacher replicas (Ray Data actors) labelling in parallel
+            (default: one per GPU, or one per node's worth of CPUs without GPUs).
+        batch_size: soft targets only: examples per teacher forward pass (default ``teacher.batch_size``).
+        resources: custom Ray resources per unit (``{raykd_gpu: 1}``) to place it on a node type.
+    """
+
+    gpus: float | None = None
+    cpus: float | None = None
+    memory_gb: float | None = None
+    replicas: int | None = None
+    batch_size: int | None = None
+    resources: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StagesConfig:
+    """Resources of the heavy stages before and beside the trials (``stages:`` in a space)::
+
+        stages:
+          teacher: {gpus: 1, cpus: 8, memory_gb: 24}          # per teacher fine-tuning task
+          soft_targets: {replicas: 8, gpus: 1, cpus: 4, batch_size: 512}
+          transfer_sets: {gpus: 1, cpus: 8, memory_gb: 32}    # per build (Tang, generation)
+
+    Attributes:
+        teacher: each teacher fine-tuning Ray task.
+        soft_targets: each teacher replica of the soft-target batch inference (Ray Data).
+        transfer_sets: each transfer-set build (a Ray task the trials that need the set wait for).
+    """
+
+    teacher: StageResources = field(default_factory=StageResources)
+    soft_targets: StageResources = field(default_factory=StageResources)
+    transfer_sets: StageResources = field(default_factory=StageResources)
+
+
+@dataclass(frozen=True)
 class SweepConfig:
     """A parsed, checked search space.
 
@@ -220,7 +270,7 @@ class SweepConfig:
         task: task name as written (GLUE name, or your own); in a multi-task space the task names
             joined by ``+``.
         tasks: the tasks of a multi-task space (``tasks: [sst2, cola, ...]``), empty otherwise.
-        data, teacher, budget, resources: the sections above.
+        data, teacher, budget, resources, stages: the sections above.
         methods: method name -> setting name -> domain.
         students: student family -> setting name -> domain.
         training: training setting -> domain (:data:`TRAINING_PARAMS`).
@@ -241,6 +291,7 @@ class SweepConfig:
     student_training: dict[str, dict[str, Domain]] = field(default_factory=dict)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    stages: StagesConfig = field(default_factory=StagesConfig)
     seed: int = 0
     source: str = ""
     tasks: tuple[str, ...] = ()
@@ -251,7 +302,8 @@ class SweepConfig:
         return bool(self.tasks)
 
 
-_TOP_KEYS = ("name", "task", "tasks", "data", "teacher", "methods", "students", "training", "budget", "resources", "seed")
+_TOP_KEYS = ("name", "task", "tasks", "data", "teacher", "methods", "students", "training", "budget", "resources",
+             "stages", "seed")
 
 
 def load_space(path: str | Path, overrides: Mapping[str, Any] | None = None) -> SweepConfig:
@@ -318,9 +370,27 @@ def parse_space(raw: Mapping, default_name: str = "sweep", source: str = "") -> 
         student_training=student_training,
         budget=_parse_section(BudgetConfig, raw.get("budget") or {}, "budget"),
         resources=_parse_section(ResourcesConfig, raw.get("resources") or {}, "resources"),
+        stages=_stages(raw.get("stages") or {}),
         seed=_seed(raw.get("seed", 0)),
         source=source or _as_yaml(raw),
     )
+
+
+def _stages(raw: Any) -> StagesConfig:
+    """The ``stages:`` section: a :class:`StageResources` per stage; ``replicas``/``batch_size`` only for soft targets."""
+    if not isinstance(raw, Mapping):
+        raise RaykdInputError(f"stages must be a mapping of stage -> resources, e.g. {{teacher: {{gpus: 1}}}}, got {_show(raw)}")
+    reject_unknown(raw, StagesConfig.__dataclass_fields__, "stages")
+    parsed = {}
+    for name, section in raw.items():
+        resources = _parse_section(StageResources, section if section is not None else {}, f"stages.{name}")
+        if name != "soft_targets":
+            for key in ("replicas", "batch_size"):
+                if getattr(resources, key) is not None:
+                    raise RaykdInputError(f"stages.{name}.{key}: only stages.soft_targets has {key}; "
+                                          f"stages.{name} takes gpus, cpus, memory_gb and resources")
+        parsed[name] = resources
+    return StagesConfig(**parsed)
 
 
 def _as_yaml(raw: Mapping) -> str:
@@ -410,7 +480,7 @@ _LOWER_BOUNDS = {
     "batch_size": (1, False), "num_samples": (1, False), "max_concurrent": (1, False), "num_workers": (1, False),
     "fine_tune_epochs": (1, False), "fine_tune_batch_size": (1, False), "fine_tune_lr": (0, True),
     "cpus_per_worker": (0, True), "gpus_per_worker": (0, False), "max_failures": (0, False),
-    "time_budget_s": (0, True),
+    "time_budget_s": (0, True), "gpus": (0, False), "cpus": (0, True), "memory_gb": (0, False), "replicas": (1, False),
 }
 
 
@@ -534,7 +604,8 @@ def _resource_amounts(value: Any, where: str) -> dict[str, float]:
     amounts = {}
     for name, amount in value.items():
         if name in ("CPU", "GPU", "memory"):
-            raise RaykdInputError(f"{where}.{name}: set CPUs and GPUs with cpus_per_worker / gpus_per_worker")
+            keys = "cpus / gpus / memory_gb" if where.startswith("stages.") else "cpus_per_worker / gpus_per_worker"
+            raise RaykdInputError(f"{where}.{name}: set CPUs, GPUs and memory with {keys}")
         if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not 0 < amount < math.inf:
             raise RaykdInputError(f"{where}.{name} must be a number > 0, got {_show(amount)}")
         amounts[str(name)] = float(amount)
@@ -548,7 +619,8 @@ def _paths(value: Any, where: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-_SPECIAL_FIELDS = {"train_size": _train_size, "worker_resources": _resource_amounts, "paths": _paths, "labels": _labels}
+_SPECIAL_FIELDS = {"train_size": _train_size, "worker_resources": _resource_amounts, "resources": _resource_amounts,
+                   "paths": _paths, "labels": _labels}
 """Fields whose values are not one plain type: checked by their own function."""
 
 

@@ -1,15 +1,21 @@
-"""A real two-node Ray cluster on 127.0.0.1 and a real MLflow tracking server.
+"""A real three-node Ray cluster on 127.0.0.1 and a real MLflow tracking server.
 
-The head (``ray start --head``, 1 CPU, custom resource ``raykd_head``) and a second node
-(``ray start --address``, 2 CPUs, custom resource ``raykd_worker``) run as separate raylets with
-their own ports; ``mlflow server`` runs with a SQLite backend. A 2-trial sweep attaches with
-``--address`` and tracks to the server with ``--mlflow-uri``; the space asks for one
-``raykd_worker`` per Train worker, so every trial must train on the second node. Both nodes and
-the server are stopped at the end, also when a test fails.
+The head (``ray start --head``, no CPUs for work, custom resource ``raykd_head``) and two worker
+nodes (``ray start --address``) run as separate raylets with their own ports: a CPU node (2 CPUs,
+custom resource ``raykd_worker``) and a "GPU" node (2 CPUs, ``--num-gpus 1``: Ray schedules GPU
+requests on it although torch sees no CUDA there, so the code must fall back to the CPU);
+``mlflow server`` runs with a SQLite backend. Both sweeps attach with ``--address``:
 
-This sweep is also the suite's check of an ordinary sweep's output (trials, the front, the
-checkpoints, each trial's MLflow run, ``raykd report``); a sweep on a local instance is covered by
-the fault, resume, method and multi-task sweeps.
+* a 2-trial sweep that tracks to the server with ``--mlflow-uri``; the space asks for one
+  ``raykd_worker`` per Train worker, so every trial must train on the CPU node. It is also the
+  suite's check of an ordinary sweep's output (trials, the front, the checkpoints, each trial's
+  MLflow run, ``raykd report``); a sweep on a local instance is covered by the fault, resume,
+  method and multi-task sweeps;
+* a two-task sweep with every heavy stage: a teacher fine-tuned by the teacher stage, soft targets
+  by Ray Data teacher replicas, a Tang transfer set built by a Ray task. Each must run on a worker
+  node (never the driver or the head), ask for the GPU the stages ask for, and land on the GPU node.
+
+Every node and the server are stopped at the end, also when a test fails.
 """
 
 import csv
@@ -24,7 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, http_healthy, raykd_process, storage_with_cache, tiny_space_raw, trial_results, wait_for, write_space
+from conftest import (BASE, GLUE, REPO, TEACHER, http_healthy, raykd_process, storage_with_cache, tiny_space_raw,
+                      trial_results, wait_for, write_space)
 
 pytestmark = pytest.mark.ray
 
@@ -56,29 +63,31 @@ def _stop(group: subprocess.Popen) -> None:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("cluster")
-    gcs, dashboard, client, *agents = _free_ports(12)
+    gcs, dashboard, client, *agents = _free_ports(16)
     common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     started = []
     try:
-        mlflow_port = agents[8]  # the server starts while the Ray nodes do
+        mlflow_port = agents[12]  # the server starts while the Ray nodes do
         started.append(_start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
                                "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
                                "--artifacts-destination", str(tmp / "mlartifacts")], tmp / "mlflow.txt"))
+
+        def node_ports(i: int) -> list[str]:
+            return [f"--dashboard-agent-listen-port={agents[4 * i]}", f"--dashboard-agent-grpc-port={agents[4 * i + 1]}",
+                    f"--metrics-export-port={agents[4 * i + 2]}", f"--runtime-env-agent-port={agents[4 * i + 3]}"]
+
         head = _start([str(BIN / "ray"), "start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}",
-                       "--dashboard-host=127.0.0.1", f"--ray-client-server-port={client}", "--num-cpus=1",
-                       '--resources={"raykd_head": 1}', f"--dashboard-agent-listen-port={agents[0]}",
-                       f"--dashboard-agent-grpc-port={agents[1]}", f"--metrics-export-port={agents[2]}",
-                       f"--runtime-env-agent-port={agents[3]}", *common], tmp / "head.txt")
+                       "--dashboard-host=127.0.0.1", f"--ray-client-server-port={client}", "--num-cpus=0",
+                       '--resources={"raykd_head": 1}', *node_ports(0), *common], tmp / "head.txt")
         started.append(head)
         assert head.wait(timeout=120) == 0, (tmp / "head.txt").read_text()
-        worker = _start([str(BIN / "ray"), "start", f"--address=127.0.0.1:{gcs}", "--num-cpus=2",
-                         '--resources={"raykd_worker": 2}', f"--dashboard-agent-listen-port={agents[4]}",
-                         f"--dashboard-agent-grpc-port={agents[5]}", f"--metrics-export-port={agents[6]}",
-                         f"--runtime-env-agent-port={agents[7]}", *common], tmp / "worker.txt")
-        started.append(worker)
-        assert worker.wait(timeout=120) == 0, (tmp / "worker.txt").read_text()
+        for i, extra in ((1, ["--num-cpus=2", '--resources={"raykd_worker": 2}']), (2, ["--num-cpus=2", "--num-gpus=1"])):
+            node = _start([str(BIN / "ray"), "start", f"--address=127.0.0.1:{gcs}", *extra, *node_ports(i), *common],
+                          tmp / f"node{i}.txt")
+            started.append(node)
+            assert node.wait(timeout=120) == 0, (tmp / f"node{i}.txt").read_text()
         wait_for(lambda: http_healthy(f"http://127.0.0.1:{mlflow_port}"), 90, "the MLflow server")
-        yield tmp, f"127.0.0.1:{gcs}", f"http://127.0.0.1:{mlflow_port}"
+        yield tmp, f"127.0.0.1:{gcs}", f"http://127.0.0.1:{mlflow_port}", f"http://127.0.0.1:{dashboard}"
     finally:
         for group in reversed(started):
             _stop(group)
@@ -97,7 +106,7 @@ def _nodes(address: str) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def sweep(cluster, tiny_cache):
-    tmp, address, mlflow_uri = cluster
+    tmp, address, mlflow_uri, _ = cluster
     raw = tiny_space_raw({"name": "cluster", "resources.worker_resources": {"raykd_worker": 1}})
     space = write_space(tmp / "cluster.yaml", raw)
     storage_with_cache(tmp / "runs", tiny_cache)
@@ -113,12 +122,13 @@ def sweep(cluster, tiny_cache):
     return tmp, address, mlflow_uri, next((tmp / "runs").glob("cluster-*"))
 
 
-def test_cluster_has_two_nodes_with_their_resources(cluster):
-    _, address, _ = cluster
+def test_cluster_has_three_nodes_with_their_resources(cluster):
+    _, address, _, _ = cluster
     nodes = _nodes(address)
-    assert len(nodes) == 2
-    assert sorted(r.get("CPU") for r in nodes.values()) == [1.0, 2.0]
+    assert len(nodes) == 3
+    assert sorted(r.get("CPU", 0.0) for r in nodes.values()) == [0.0, 2.0, 2.0]
     assert sum("raykd_worker" in r for r in nodes.values()) == 1 and sum("raykd_head" in r for r in nodes.values()) == 1
+    assert [r.get("GPU", 0.0) for r in nodes.values()].count(1.0) == 1
 
 
 def test_both_trials_finish_on_the_node_the_resources_name(sweep):
@@ -229,3 +239,80 @@ def test_unreachable_tracking_server_stops_before_anything_runs(tmp_path):
     assert len(lines) == 1 and "is not reachable" in lines[0] and "drop --mlflow-uri" in lines[0]
     assert not (tmp_path / "runs").exists()
     assert REPO  # the CLI ran from the repository's package
+
+
+def _stage_space(name: str) -> dict:
+    """Two tasks: SST-2 with the ready teacher, STS-B with one the teacher stage fine-tunes; Tang-augmented KD."""
+    return {
+        "name": name, "tasks": ["sst2", "stsb"],
+        "data": {"glue_dir": str(GLUE), "max_length": 32, "train_limit": 64, "dev_limit": 48},
+        # 64 pairs and one epoch make a weak STS-B teacher: this test is about where the stages run
+        "teacher": {"paths": {"sst2": str(TEACHER)}, "base": str(BASE), "fine_tune": True, "fine_tune_epochs": 1,
+                    "fine_tune_batch_size": 16, "allow_weak": True},
+        "methods": {"vanilla": {"kd_loss": "mse", "augment": "tang", "n_iter": 2},
+                    "multitask": {"kd_loss": "mse", "finetune_epochs": 0}},
+        "students": {"bilstm": {"embedding_dim": 16, "hidden_dim": 16, "mlp_dim": 16, "pooling": "attention",
+                                "embedding_init": "random"}},
+        "training": {"lr": 3.0e-3, "epochs": 1, "batch_size": 16},
+        "budget": {"num_samples": 2, "max_concurrent": 2},
+        "resources": {"num_workers": 1, "cpus_per_worker": 1, "worker_resources": {"raykd_worker": 1}},
+        # the teacher and transfer-set stages ask for a GPU by default on a cluster with GPUs; soft targets say so
+        "stages": {"soft_targets": {"gpus": 1, "cpus": 1, "batch_size": 32}},
+        "seed": 0,
+    }
+
+
+@pytest.fixture(scope="module")
+def stage_sweep(cluster, sweep):  # after the first sweep: one sweep at a time on the cluster
+    tmp, address, _, dashboard = cluster
+    space = write_space(tmp / "stages.yaml", _stage_space("stages"))
+    storage = tmp / "stage-runs"
+    started = time.monotonic()
+    process = raykd_process(["sweep", "--space", str(space), "--storage", str(storage), "--address", address],
+                            tmp / "stages.txt")
+    try:
+        assert process.wait(timeout=600) == 0, (tmp / "stages.txt").read_text()[-4000:]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    print(f"two-task sweep with every heavy stage on the 3-node cluster: {time.monotonic() - started:.0f} s")
+    return tmp, address, dashboard, storage, next(storage.glob("stages-*"))
+
+
+def _by_name(dashboard: str, kind: str, name: str) -> list:
+    from ray.util.state import list_actors, list_tasks
+
+    lister = list_tasks if kind == "task" else list_actors
+    key = "func_or_class_name" if kind == "task" else "class_name"
+    return [r for r in lister(address=dashboard, limit=10_000, detail=True) if name in str(getattr(r, key, ""))]
+
+
+def test_every_heavy_stage_runs_on_the_gpu_node_it_asks_for(stage_sweep):
+    tmp, address, dashboard, storage, sweep_dir = stage_sweep
+    nodes = _nodes(address)
+    gpu_node = next(n for n, r in nodes.items() if r.get("GPU"))
+    cpu_node = next(n for n, r in nodes.items() if "raykd_worker" in r)
+    cache = storage / "cache"
+    # teacher stage: one Ray task, asking for a GPU, ran on the GPU node and fell back to the CPU there
+    (card,) = [json.loads(p.read_text()) for p in (cache / "teachers").glob("*/training_card.json")]
+    assert card["task"] == "stsb" and card["node"] == gpu_node and card["device"] == "cpu"
+    (task,) = _by_name(dashboard, "task", "fine_tune_into")
+    assert task.required_resources.get("GPU") == 1 and task.node_id == gpu_node
+    # soft targets: Ray Data teacher replicas (actors) on the GPU node, one GPU each; both tasks' training splits
+    runs = [json.loads(line) for line in (cache / "teacher_outputs" / "soft_targets.log").read_text().splitlines()]
+    assert sorted(r["split"] for r in runs) == ["train", "train"]
+    assert all(r["nodes"] == [gpu_node] and r["devices"] == ["cpu"] and r["rows"] == 64 for r in runs)
+    replicas = _by_name(dashboard, "actor", "TeacherReplica")
+    assert replicas and all(a.required_resources.get("GPU") == 1 and a.node_id == gpu_node for a in replicas)
+    # the Tang transfer set: a Ray task with a GPU on the GPU node; the trial that needed it waited for it
+    built = [json.loads(p.read_text()) for p in (cache / "transfer_sets").glob("*/built_on.json")]
+    assert built and all(b["node"] == gpu_node and b["device"] == "cpu" for b in built)
+    builds = _by_name(dashboard, "task", "build_one")
+    assert builds and all(t.required_resources.get("GPU") == 1 and t.node_id == gpu_node for t in builds)
+    # the trials trained on the CPU node the space names, and the sweep finished
+    rows = list(csv.DictReader(open(sweep_dir / "trials.csv")))
+    assert sorted(r["method"] for r in rows) == ["multitask", "vanilla"] and {r["status"] for r in rows} == {"TERMINATED"}
+    workers = _by_name(dashboard, "actor", "RayTrainWorker")  # every trial's Train workers, both sweeps'
+    assert len(workers) >= 4 and {a.node_id for a in workers} == {cpu_node}
+    output = (tmp / "stages.txt").read_text()
+    assert "teacher replica(s) of 1 GPU, 1 CPU" in output and "fine-tuning 1 teacher(s)" in output

@@ -16,7 +16,9 @@ def trial_context(space: SweepConfig, inputs, stage, sweep_dir: Path, *, loopbac
     """What every trial of one task shares: the cached splits, the teacher's figures, where checkpoints go.
 
     Args:
-        loopback: the trials run on raykd's own local instance (no ``--address``).
+        loopback: the trials run on raykd's own local instance (no ``--address``); there the trial
+            that first needs a transfer set builds it, on a cluster a Ray task of
+            ``stages.transfer_sets`` does.
     """
     task = inputs.task
     cache = {name: str(split.path) for name, split in stage.splits.items()}
@@ -27,7 +29,8 @@ def trial_context(space: SweepConfig, inputs, stage, sweep_dir: Path, *, loopbac
                         teacher_path=inputs.teacher.path, teacher_config=inputs.teacher.config,
                         teacher_params=stage.teacher.params, pad_id=stage.pad_id,
                         max_length=space.data.max_length, resources=space.resources,
-                        train_storage=str(sweep_dir / "train_runs"), seed=space.seed, loopback=loopback)
+                        train_storage=str(sweep_dir / "train_runs"), seed=space.seed, loopback=loopback,
+                        transfer_stage=None if loopback else space.stages.transfer_sets)
 
 
 def transfer_source(space: SweepConfig, inputs, stage, cache: Path):

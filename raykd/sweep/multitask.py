@@ -27,7 +27,7 @@ __all__ = ["prepare_multi_task", "finish_task_fronts", "task_infos"]
 
 def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], plans: dict, fine_tuned: dict[str, dict],
                        storage: Path, sweep_dir: Path, *, device: str = "cpu", echo: Callable[[str], Any] = print,
-                       progress: bool = True, loopback: bool = False):
+                       progress: bool = True, loopback: bool = False, compute=None):
     """Run the soft-target stage of every task, once every task has its teacher.
 
     Args:
@@ -40,7 +40,7 @@ def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], plans
         ``(context, meta)``: the :class:`~raykd.trial.multitask.MultiTaskContext` and what
         ``sweep.json`` records (``teacher``: the macro teacher; ``baseline``; ``tasks``: per task its
         metric name, teacher summary, baseline, fine-tuning card). ``progress`` shows the soft-target
-        progress bars.
+        progress bars; ``compute`` labels missing splits elsewhere (see :func:`raykd.sweep.stage.build_stage`).
     """
     from raykd.sweep.contexts import low_data_summary, trial_context
     from raykd.sweep.stage import build_stage
@@ -50,7 +50,8 @@ def prepare_multi_task(space: SweepConfig, checked: dict[str, TaskInputs], plans
     contexts, tasks = {}, {}
     for name, c in checked.items():
         low_data_summary(c.space, c.inputs, lambda line, name=name: echo(f"{name}: {line}"))
-        stage = build_stage(c.space, c.inputs, cache, device=device, progress=progress, teacher_check=plans[name].check)
+        stage = build_stage(c.space, c.inputs, cache, device=device, progress=progress, teacher_check=plans[name].check,
+                            compute=compute)
         task = c.inputs.task
         echo(f"teacher for {name}: {task.primary_metric} {stage.teacher.metric:.4f} on {task.eval_splits[0]}, "
              f"{stage.teacher.params / 1e6:.1f}M parameters, {len(c.inputs.frames.get('train', ())):,} training "

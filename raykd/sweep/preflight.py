@@ -113,8 +113,34 @@ class Preflight:
         local = self.options.address is None
         where = (f"a local Ray instance with {local_cpus(self.options)} CPUs for trial workers" if local
                  else f"the Ray cluster at {self.options.address} (resources checked when the sweep attaches)")
+        from raykd.stages import describe_stages
+
+        machine = {"CPU": float(local_cpus(self.options) + 1), "GPU": float(_cuda_count())} if local else None
+        text = "\n".join([text, *self._method_plan_lines(), *describe_stages(self.space, machine, local=local)])
         return "\n".join([text, f"storage: {self.storage} ({'exists' if self.storage.is_dir() else 'created by the sweep'}); "
                                 f"MLflow: {self.tracking_uri}", f"runs on {where}; {self.num_samples} trials"])
+
+    def _method_plan_lines(self) -> list[str]:
+        """Each method's own plan lines per task (``plan_lines(domains, train_rows, trials)``, e.g.
+        generation's planned sample counts), for the tasks whose training split was read."""
+        from raykd.registry import METHODS
+
+        lines = []
+        for name, task in self.tasks.items():
+            if "train" not in task.inputs.frames:
+                continue
+            for method, domains in task.space.methods.items():
+                if (plan := getattr(METHODS.load(method), "plan_lines", None)) is not None:
+                    found = plan(domains, len(task.inputs.frames["train"]), self.num_samples)
+                    lines += [f"task {name}: {found[0]}", *found[1:]] if self.space.multi_task else found
+        return lines
+
+
+def _cuda_count() -> int:
+    """CUDA GPUs torch sees here (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def local_cpus(options: SweepOptions) -> int:

@@ -48,7 +48,7 @@ def rich_progress() -> Iterator[Callable[[str, int], Callable[[int], None]]]:
 
 
 def build_stage(space: SweepConfig, inputs: CheckedInputs, cache_dir: Path, device: str = "cpu",
-                progress: bool = True, teacher_check=None) -> Stage:
+                progress: bool = True, teacher_check=None, compute=None) -> Stage:
     """Compute (or reuse) the teacher's soft targets and measure the teacher.
 
     Args:
@@ -60,6 +60,8 @@ def build_stage(space: SweepConfig, inputs: CheckedInputs, cache_dir: Path, devi
         teacher_check: the teacher measured before the sweep
             (:class:`~raykd.teachers.quality.TeacherCheck`): its eval-split outputs are cached as they
             are, not computed again.
+        compute: how missing splits are labelled (:func:`raykd.teachers.batch_inference.ray_soft_targets`
+            in a sweep: teacher replicas on the cluster); None: in this process on ``device``.
     """
     from raykd.distill.evaluate import measure_latency
     from raykd.students.params import count_parameters
@@ -69,7 +71,8 @@ def build_stage(space: SweepConfig, inputs: CheckedInputs, cache_dir: Path, devi
         splits = cached_teacher_outputs(inputs.teacher.path, inputs.frames, max_length=space.data.max_length,
                                         cache_dir=cache_dir, batch_size=space.teacher.batch_size,
                                         device=device, progress=make,
-                                        computed={teacher_check.split: teacher_check.encoded} if teacher_check else None)
+                                        computed={teacher_check.split: teacher_check.encoded} if teacher_check else None,
+                                        compute=compute)
     task, first_eval = inputs.task, inputs.task.eval_splits[0]
     dev = splits[first_eval].load()
     pad_id = load_tokenizer(inputs.teacher.path).pad_token_id

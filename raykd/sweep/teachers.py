@@ -121,6 +121,15 @@ def _measure(space: SweepConfig, t: TaskInputs, path: str, cache: Path, device: 
                          fix=fix)
 
 
+def _teacher_plan(space: SweepConfig):
+    """``stages.teacher`` for the cluster Ray is connected to (GPUs per task when it has GPUs)."""
+    import ray
+
+    from raykd.stages import cluster_nodes, resolve_stages
+
+    return resolve_stages(space, ray.cluster_resources(), cluster_nodes())["teacher"]
+
+
 def prepare_teachers(space: SweepConfig, tasks: dict[str, TaskInputs], plans: dict[str, TeacherPlan], cache: Path,
                      *, device: str = "cpu", echo: Callable[[str], Any] = print
                      ) -> tuple[dict[str, TaskInputs], dict[str, TeacherPlan], dict[str, dict]]:
@@ -141,7 +150,8 @@ def prepare_teachers(space: SweepConfig, tasks: dict[str, TaskInputs], plans: di
     jobs = [fine_tune_job(space, tasks[name]) for name, plan in plans.items() if plan.fine_tune]
     if not jobs:
         return tasks, plans, {}
-    done = fine_tuned_teachers(jobs, cache, cpus_per_job=max(1.0, space.resources.cpus_per_worker), echo=echo)
+    done = fine_tuned_teachers(jobs, cache, cpus_per_job=max(1.0, space.resources.cpus_per_worker), echo=echo,
+                               plan=_teacher_plan(space))
     tasks, plans = dict(tasks), dict(plans)
     for name, teacher in done.items():
         t = tasks[name]

@@ -7,6 +7,13 @@ split, runs the teacher over it in length-sorted batches and stores an
 key is a SHA-256 over the teacher's config and weight files, the split's rows, the tokenizer files
 and ``max_length``. Trials only read the file; a later sweep with the same inputs reuses it.
 Files are written to a temporary folder and renamed, so concurrent builders never see half a file.
+
+A sweep does not run the teacher in its own process: it passes ``compute``
+(:func:`raykd.teachers.batch_inference.ray_soft_targets`), and the split is labelled by teacher
+replicas on the cluster and stored as a shard folder ``split/`` (:mod:`raykd.data.shards`); the
+in-process path (``raykd teacher``'s commands, benchmarks, tests) stores one ``split.npz``. Both
+load the same way (:meth:`CachedSplit.load`). Each computed split adds a line to
+``teacher_outputs/soft_targets.log``.
 """
 
 from __future__ import annotations
@@ -30,9 +37,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["CachedSplit", "cached_teacher_outputs", "teacher_logits", "teacher_fingerprint", "frame_fingerprint",
-           "cached_split_path", "teacher_was_checked", "CHECKED_KEY"]
+           "cached_split_path", "stored_split", "teacher_was_checked", "CHECKED_KEY"]
 
 CACHE_VERSION = 1
+SOFT_TARGETS_LOG = "soft_targets.log"
+"""``<cache>/teacher_outputs/soft_targets.log``: one JSON line per split computed by a ``compute`` hook."""
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
 
 
@@ -41,7 +50,7 @@ class CachedSplit:
     """A split in the cache.
 
     Attributes:
-        path: the ``.npz`` file holding the :class:`EncodedSplit` with teacher logits.
+        path: the ``split.npz`` file or ``split/`` shard folder holding the :class:`EncodedSplit` with teacher logits.
         key: its content key.
         built: True if this call computed it, False if it was already cached.
     """
@@ -104,10 +113,19 @@ def teacher_was_checked(split_path: Path) -> bool:
         return False
 
 
+def stored_split(folder: Path) -> Path | None:
+    """The split in a cache key folder: ``split/`` (a shard folder, as batch inference writes it) or
+    ``split.npz`` (one file, as the in-process path and older caches write it); None if neither is finished."""
+    from raykd.data.shards import is_sharded
+
+    if (folder / "split.npz").is_file():
+        return folder / "split.npz"
+    return folder / "split" if is_sharded(folder / "split") else None
+
+
 def cached_split_path(cache_dir: str | Path, teacher_path: str, frame: "pd.DataFrame", max_length: int) -> Path | None:
-    """The cached ``split.npz`` of ``frame`` labelled by this teacher, if a sweep already computed it (reads only)."""
-    path = Path(cache_dir) / "teacher_outputs" / _split_key(teacher_fingerprint(teacher_path), frame, max_length) / "split.npz"
-    return path if path.is_file() else None
+    """The cached split of ``frame`` labelled by this teacher, if a sweep already computed it (reads only)."""
+    return stored_split(Path(cache_dir) / "teacher_outputs" / _split_key(teacher_fingerprint(teacher_path), frame, max_length))
 
 
 def cached_teacher_outputs(
@@ -120,6 +138,7 @@ def cached_teacher_outputs(
     device: str = "cpu",
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
     computed: dict[str, EncodedSplit] | None = None,
+    compute: Callable[..., dict] | None = None,
 ) -> dict[str, CachedSplit]:
     """Return every split of ``frames`` tokenised and labelled by the teacher, computing only what is missing.
 
@@ -133,6 +152,10 @@ def cached_teacher_outputs(
         progress: optional ``progress(description, total)`` returning an ``advance(n)`` callable.
         computed: splits whose teacher logits were already computed with this teacher, tokenizer
             and ``max_length`` (the pre-sweep teacher check's dev outputs): stored, not recomputed.
+        compute: how a missing split is labelled elsewhere: ``compute(name, frame, teacher_path,
+            max_length, folder) -> stats`` writes a shard folder (:mod:`raykd.data.shards`) at
+            ``folder`` (a sweep passes :func:`raykd.teachers.batch_inference.ray_soft_targets`:
+            teacher replicas on the cluster). None: tokenise and run the teacher in this process.
 
     Returns:
         split name -> :class:`CachedSplit`.
@@ -140,13 +163,18 @@ def cached_teacher_outputs(
     fingerprint = teacher_fingerprint(teacher_path)
     root = Path(cache_dir) / "teacher_outputs"
     keys = {name: _split_key(fingerprint, frame, max_length) for name, frame in frames.items()}
-    built = [name for name, key in keys.items() if not (root / key / "split.npz").is_file()]
+    built = [name for name, key in keys.items() if stored_split(root / key) is None]
     for name in [n for n in built if n in (computed or {})]:
         _write(root / keys[name], computed[name], {"split": name, "rows": len(computed[name]), "teacher": teacher_path,
                                                    "teacher_fingerprint": fingerprint, "max_length": max_length,
                                                    CHECKED_KEY: True})
     missing = [name for name in built if name not in (computed or {})]
-    if missing:
+    if missing and compute is not None:
+        for name in missing:
+            _compute_into(root / keys[name], name, frames[name], compute, teacher_path, max_length,
+                          {"split": name, "rows": len(frames[name]), "teacher": teacher_path,
+                           "teacher_fingerprint": fingerprint, "max_length": max_length})
+    elif missing:
         from raykd.teachers.load import load_teacher, load_tokenizer
 
         tokenizer, model = load_tokenizer(teacher_path), load_teacher(teacher_path, device)
@@ -156,7 +184,26 @@ def cached_teacher_outputs(
             split.teacher_logits = teacher_logits(model, split, tokenizer.pad_token_id, batch_size, device, advance)
             _write(root / keys[name], split, {"split": name, "rows": len(split), "teacher": teacher_path,
                                                "teacher_fingerprint": fingerprint, "max_length": max_length})
-    return {name: CachedSplit(root / key / "split.npz", key, name in built) for name, key in keys.items()}
+    return {name: CachedSplit(stored_split(root / key), key, name in built) for name, key in keys.items()}
+
+
+def _compute_into(folder: Path, name: str, frame: "pd.DataFrame", compute, teacher_path: str, max_length: int,
+                  meta: dict) -> None:
+    """Run ``compute`` into a temporary folder beside ``folder``, then rename it into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+    try:
+        stats = compute(name, frame, teacher_path, max_length, tmp / "split")
+        (tmp / "meta.json").write_text(json.dumps({**meta, "computed": stats}, indent=1))
+        with open(folder.parent / SOFT_TARGETS_LOG, "a") as log:
+            log.write(json.dumps({"key": folder.name, "split": name, **stats}) + "\n")
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if stored_split(folder) is None:  # lost a race only if nobody else finished
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _write(folder: Path, split: EncodedSplit, meta: dict) -> None:
@@ -167,7 +214,7 @@ def _write(folder: Path, split: EncodedSplit, meta: dict) -> None:
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         os.replace(tmp, folder)
     except OSError:
-        if not (folder / "split.npz").is_file():  # lost a race only if nobody else finished
+        if stored_split(folder) is None:  # lost a race only if nobody else finished
             raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -43,17 +43,21 @@ class FineTuneSettings:
 
 
 def _base_model(base: str, task: TaskSpec):
+    import torch
     from transformers import AutoModelForSequenceClassification
 
     names = task.label_names or ("score",)
+    # fp32 weights whatever the checkpoint holds (a base saved in fp16 would train to NaN on the CPU;
+    # on CUDA the forward passes run under bf16 autocast over these fp32 master weights)
     return AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=task.num_labels, id2label=dict(enumerate(names)),
+        base, dtype=torch.float32, num_labels=task.num_labels, id2label=dict(enumerate(names)),
         label2id={n: i for i, n in enumerate(names)},
         problem_type="regression" if task.is_regression else "single_label_classification")
 
 
 def fine_tune(task: TaskSpec, base: str, out: str | Path, frames: dict[str, Any], settings: FineTuneSettings,
-              *, progress: Callable[[str, int], Callable[[int], None]] | None = None) -> dict[str, float]:
+              *, progress: Callable[[str, int], Callable[[int], None]] | None = None, device: str = "cpu",
+              resume_dir: str | Path | None = None) -> dict[str, float]:
     """Fine-tune ``base`` on ``frames["train"]`` and save a teacher to ``out``.
 
     Args:
@@ -63,6 +67,10 @@ def fine_tune(task: TaskSpec, base: str, out: str | Path, frames: dict[str, Any]
         frames: ``train`` and the task's eval splits as DataFrames.
         settings: optimisation settings.
         progress: optional progress-bar factory (see :func:`raykd.sweep.stage.rich_progress`).
+        device: ``cpu`` or ``cuda[:i]``; on CUDA the forward passes run under bf16 autocast.
+        resume_dir: a folder for a checkpoint after every epoch (weights, optimiser and schedule
+            state, the epochs' metrics); a run given a folder that holds one continues after its
+            last epoch, so a restarted Ray task loses at most one epoch. None: no checkpoints.
 
     Returns:
         Dev metrics of the saved teacher.
@@ -82,16 +90,64 @@ def fine_tune(task: TaskSpec, base: str, out: str | Path, frames: dict[str, Any]
     hf_model = _base_model(base, task)
     model = teacher_as_student(hf_model)
     loop = LoopSettings(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr,
-                        weight_decay=settings.weight_decay, warmup_ratio=settings.warmup_ratio, seed=settings.seed)
-    advance = progress(f"fine-tuning {task.name}", settings.epochs * len(encoded["train"])) if progress else None
+                        weight_decay=settings.weight_decay, warmup_ratio=settings.warmup_ratio, seed=settings.seed,
+                        device=device, amp="bf16" if device.startswith("cuda") else None)
     history: list[dict] = []
-    fit(model, lambda logits, batch: (hard_label_loss(logits, batch["labels"], task.is_regression), {}),
-        encoded["train"], loop, evaluate=lambda m: evaluate_splits(m, evals, task, tokenizer.pad_token_id),
-        primary=task.primary_metric, report=lambda metrics, state: history.append(metrics),
-        pad_id=tokenizer.pad_token_id, on_step=advance)
+    state = _resume(model, resume_dir, history) if resume_dir else None
+    model.to(device)
+    remaining = settings.epochs - (state.epoch if state else 0)
+    advance = progress(f"fine-tuning {task.name}", remaining * len(encoded["train"])) if progress else None
+
+    def report(metrics: dict, loop_state) -> None:
+        history.append(metrics)
+        if resume_dir:
+            _checkpoint(model, loop_state, history, Path(resume_dir))
+
+    if remaining > 0:
+        fit(model, lambda logits, batch: (hard_label_loss(logits, batch["labels"], task.is_regression), {}),
+            encoded["train"], loop, evaluate=lambda m: evaluate_splits(m, evals, task, tokenizer.pad_token_id, device),
+            primary=task.primary_metric, report=report, pad_id=tokenizer.pad_token_id, on_step=advance, state=state)
     final = {k: v for k, v in history[-1].items() if k not in ("epoch", "best_metric", "best_epoch")}
+    hf_model.to("cpu")
     _save(hf_model, tokenizer, Path(out), task, base, settings, final, len(frames["train"]))
     return {k: v for k, v in final.items() if k not in ("train_loss", "train_seconds", "examples_per_s")}
+
+
+_WEIGHTS, _STATE, _STATE_TENSORS, _HISTORY = "model.safetensors", "state.json", "state.safetensors", "history.json"
+
+
+def _checkpoint(model, state, history: list[dict], folder: Path) -> None:
+    """Write the epoch's weights, loop state and metrics to ``folder`` (aside, then renamed: never half written)."""
+    import os
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from raykd.distill.state_io import save_state_tree
+
+    tmp = folder.with_name(folder.name + ".writing")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / _WEIGHTS))
+    save_state_tree({f: getattr(state, f) for f in state.__dataclass_fields__}, tmp / _STATE, tmp / _STATE_TENSORS)
+    (tmp / _HISTORY).write_text(json.dumps(history))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def _resume(model, folder: str | Path, history: list[dict]):
+    """Load the last epoch's checkpoint from ``folder`` into ``model`` and ``history``; None if there is none."""
+    from safetensors.torch import load_file
+
+    from raykd.distill.loop import LoopState
+    from raykd.distill.state_io import load_state_tree
+
+    folder = Path(folder)
+    if not (folder / _HISTORY).is_file():
+        return None
+    model.load_state_dict(load_file(str(folder / _WEIGHTS)))
+    history.extend(json.loads((folder / _HISTORY).read_text()))
+    return LoopState(**load_state_tree(folder / _STATE, folder / _STATE_TENSORS))
 
 
 def _save(model, tokenizer, out: Path, task: TaskSpec, base: str, settings: FineTuneSettings,

@@ -61,19 +61,25 @@ def teacher_key(job: FineTuneJob) -> str:
 
 
 def fine_tune_into(job: FineTuneJob, folder: str | Path, threads: int | None = None, *,
-                   progress: Callable[[str, int], Callable[[int], None]] | None = None) -> dict:
+                   progress: Callable[[str, int], Callable[[int], None]] | None = None,
+                   device: str | None = None) -> dict:
     """Fine-tune one teacher into its cache ``folder`` (written aside, then renamed) under the key's file lock.
 
     The teacher stage runs it as a Ray task; ``raykd teacher fine-tune --space`` calls it directly.
+    After every epoch a checkpoint goes to ``<folder>.partial/``; a run that finds one (a Ray task
+    restarted after its node was lost, or a rerun after a crash) continues from it.
 
     Args:
         job: what to fine-tune.
         folder: ``<cache>/teachers/<teacher_key(job)>``.
         threads: torch threads (None: leave torch's setting).
         progress: optional progress-bar factory.
+        device: ``cpu`` or ``cuda``; None: CUDA when torch sees a GPU here (in a Ray task: the
+            one Ray assigned; a node that advertises a GPU torch cannot use falls back to the CPU).
 
     Returns:
-        ``{"cached": bool, **training_card.json}`` (``cached`` when another run had finished it).
+        ``{"cached": bool, **training_card.json}`` (``cached`` when another run had finished it),
+        with ``device`` and ``node`` (the Ray node id, or None outside Ray) of the run.
     """
     import torch
     from filelock import FileLock
@@ -90,18 +96,33 @@ def fine_tune_into(job: FineTuneJob, folder: str | Path, threads: int | None = N
         if (target / "training_card.json").is_file():  # another sweep finished it while we waited
             return {"cached": True, **json.loads((target / "training_card.json").read_text())}
         tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+        partial = target.with_name(f"{target.name}.partial")
         shutil.rmtree(tmp, ignore_errors=True)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         started = time.perf_counter()
-        fine_tune(job.task, job.base, tmp, job.frames, job.settings, progress=progress)
+        fine_tune(job.task, job.base, tmp, job.frames, job.settings, progress=progress, device=device,
+                  resume_dir=partial)
         card = json.loads((tmp / "training_card.json").read_text())
         card["fine_tune_seconds"] = round(time.perf_counter() - started, 1)
+        card.update(device=device, node=_node_id())
         (tmp / "training_card.json").write_text(json.dumps(card, indent=1))
         os.replace(tmp, target)
+        shutil.rmtree(partial, ignore_errors=True)
     return {"cached": False, **card}
 
 
+def _node_id() -> str | None:
+    """The Ray node this runs on, or None outside Ray."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - bookkeeping only
+        return None
+
+
 def fine_tuned_teachers(jobs: list[FineTuneJob], cache_dir: str | Path, *, cpus_per_job: float = 1.0,
-                        echo: Callable[[str], Any] = print) -> dict[str, dict]:
+                        echo: Callable[[str], Any] = print, plan=None) -> dict[str, dict]:
     """Fine-tune (or reuse) one teacher per job, the missing ones as Ray tasks running side by side.
 
     Ray must already be started (``ray.init``); nothing is submitted when every teacher is cached.
@@ -113,6 +134,9 @@ def fine_tuned_teachers(jobs: list[FineTuneJob], cache_dir: str | Path, *, cpus_
             the tasks would take, they share them out (fewer teachers than CPUs: each fine-tunes on
             several threads); the torch thread count is the task's CPUs, at most its node's cores.
         echo: where one line per teacher goes.
+        plan: ``stages.teacher`` resolved (:class:`raykd.stages.StagePlan`): the GPUs, memory
+            and custom resources each task asks for, and its CPUs (None: shared out as above).
+            None: CPUs only.
 
     Returns:
         task name -> ``{"path": folder, "card": training_card.json contents, "cached": bool}``; the
@@ -137,12 +161,17 @@ def fine_tuned_teachers(jobs: list[FineTuneJob], cache_dir: str | Path, *, cpus_
         return out
     import ray
 
-    free = ray.available_resources().get("CPU", cpus_per_job)
-    cpus_per_job = max(cpus_per_job, float(int(free // len(pending))))
-    remote = ray.remote(num_cpus=cpus_per_job, max_retries=0)(fine_tune_into)
+    from raykd.stages import cluster_nodes, teacher_task_cpus
+
+    cpus_per_job = teacher_task_cpus(plan, free=ray.available_resources().get("CPU", cpus_per_job),
+                                     pending=len(pending), floor=cpus_per_job, nodes=cluster_nodes())
+    options = plan.ray_options(cpus_per_job) if plan is not None else {"num_cpus": cpus_per_job}
+    # a task lost with its node (a preempted GPU node) is started again and continues from its last epoch
+    remote = ray.remote(fine_tune_into).options(max_retries=2, **options)
     started = time.perf_counter()
     listed = ", ".join(f"{name} ({len(job.frames['train']):,} examples)" for name, (job, _) in pending.items())
-    echo(f"fine-tuning {len(pending)} teacher(s) from {Path(jobs[0].base).name} as Ray tasks of {cpus_per_job:g} CPU "
+    asks = plan.describe().replace("the free CPUs shared out", f"{cpus_per_job:g} CPU") if plan else f"{cpus_per_job:g} CPU"
+    echo(f"fine-tuning {len(pending)} teacher(s) from {Path(jobs[0].base).name} as Ray tasks of {asks} "
          f"each: {listed}")
     refs = {remote.remote(job, str(folder), int(max(1, cpus_per_job))): name for name, (job, folder) in pending.items()}
     waiting = list(refs)
@@ -157,7 +186,8 @@ def fine_tuned_teachers(jobs: list[FineTuneJob], cache_dir: str | Path, *, cpus_
         cached = card.pop("cached")
         out[name] = {"path": str(pending[name][1]), "card": card, "cached": cached}
         took = f"{card['fine_tune_seconds'] / 60:.1f} min" if "fine_tune_seconds" in card and not cached else "cached"
-        echo(f"teacher for {name}: fine-tuned in {took} ({_dev(card)}); "
+        where = f" on {card['device']}" if not cached and card.get("device") else ""
+        echo(f"teacher for {name}: fine-tuned in {took}{where} ({_dev(card)}); "
              f"{time.perf_counter() - started:.0f} s into the teacher stage")
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from raykd.config import ResourcesConfig
+from raykd.config import ResourcesConfig, StageResources
 from raykd.data.tasks import TaskSpec
 from raykd.transfer.store import TransferSource
 
@@ -40,6 +40,9 @@ class TrialContext:
             reads the training split).
         loopback: the trials run on raykd's own single-node instance, so their process groups
             rendezvous on 127.0.0.1 only (:class:`~raykd.trial.loopback.LoopbackTorchConfig`).
+        transfer_stage: ``stages.transfer_sets`` when transfer sets are built as Ray tasks of their
+            own (on a cluster: a GPU node for a generator, the trial waits); None: the trial that
+            first needs a set builds it on its own resources (one machine).
     """
 
     task: TaskSpec
@@ -57,3 +60,4 @@ class TrialContext:
     shared_cache: str | None = None
     transfer: TransferSource | None = None
     loopback: bool = False
+    transfer_stage: StageResources | None = None

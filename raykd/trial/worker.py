@@ -178,7 +178,12 @@ def training_set(module, trial: dict, context: TrialContext, device: str) -> tup
     requests = getattr(module, "transfer_requests", lambda params: [])(trial.get(trial["method"], {}))
     if not requests:
         return train, {}
-    sets = build_transfer_sets(requests, context.transfer, device=device)
+    stage = None
+    if context.transfer_stage is not None:  # a cluster: the set is a Ray task of its own, sized by stages.transfer_sets
+        from raykd.stages import resolve_stage
+
+        stage = resolve_stage(context.transfer_stage, ray.cluster_resources(), cpus=context.resources.cpus_per_worker)
+    sets = build_transfer_sets(requests, context.transfer, device=device, stage=stage)
     train = EncodedSplit.concat([train, *(s.load() for s in sets)])
     metrics = {"transfer_examples": len(train), "transfer_built": int(any(s.built for s in sets)),
                "transfer_build_s": sum(s.meta["build_seconds"] for s in sets if s.built)}
