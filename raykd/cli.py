@@ -102,6 +102,8 @@ def _run_options(command):
     for option in reversed(options):
         command = option(command)
     return command
+_deadline_option = click.option("--deadline", metavar="DURATION",
+                                help="Warn when the cost estimate does not fit in this long: 90m, 24h, 3600s, 1.5d.")
 _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                            help="Override a setting of the space by dotted key, e.g. --set budget.num_samples=4 "
                                 "(repeatable; values are YAML).")
@@ -115,29 +117,37 @@ _set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VAL
               help="Continue an interrupted sweep folder: finished trials are kept, unfinished ones restart "
                    "from their last checkpoint, then the remaining trials run (uses DIR/space.yaml).")
 @_run_options
+@click.option("--no-estimate", is_flag=True, help="Do not print the per-stage cost estimate before the first stage "
+                                                  "(it calibrates for a few seconds).")
+@_deadline_option
 @_user_errors
 def sweep(space_path, overrides, resume_dir, num_samples, max_concurrent, storage, address, mlflow_uri,
-          num_cpus) -> None:
+          num_cpus, no_estimate, deadline) -> None:
     """Run a sweep: distil, search, track, and print the Pareto front.
 
     Everything is checked first, exactly as `raykd validate` checks it: the space, the data files,
     columns and labels, every teacher (loaded and measured on dev against the majority class), the
     storage folder, the MLflow URI and the resources a trial asks for. Nothing is written and Ray
-    does not start if something is wrong. Then the teacher stage fine-tunes the teachers a space
-    asks for (cached), the teacher's soft targets are computed (cached), and the trials run.
+    does not start if something is wrong. Then it prints how long each stage will take (a few
+    seconds of calibration on the hardware; --no-estimate skips it, --deadline warns when it will
+    not fit), the teacher stage fine-tunes the teachers a space asks for (cached), the teacher's
+    soft targets are computed (cached), and the trials run. At the end each stage's estimate is
+    shown beside its actual time (also in sweep.json and stages.csv).
 
     Writes <storage>/<name>-<time>/ with trials.csv, pareto.csv, pareto.png and pareto.html, and one
     MLflow parent run with a child run per trial. A sweep stopped by a crash, Ctrl-C or a lost
     driver continues with --resume <that folder>.
     """
+    from raykd.sweep.estimate import parse_duration
     from raykd.sweep.run import resume_sweep, run_sweep
 
+    deadline_s = parse_duration(deadline) if deadline else None
     options = _options(storage, num_samples, max_concurrent, address, mlflow_uri, num_cpus)
     if resume_dir:
         _check_resume_args(space_path, overrides, num_samples, max_concurrent)
-        resume_sweep(resume_dir, options)
+        resume_sweep(resume_dir, options, estimate=not no_estimate, deadline_s=deadline_s)
         return
-    run_sweep(_load_space(space_path, overrides), options)
+    run_sweep(_load_space(space_path, overrides), options, estimate=not no_estimate, deadline_s=deadline_s)
 
 
 def _options(storage, num_samples, max_concurrent, address, mlflow_uri, num_cpus):
@@ -188,19 +198,26 @@ def spaces() -> None:
 @_set_option
 @click.option("--resume", "resume_dir", metavar="DIR", help="Check a sweep folder that --resume would continue.")
 @_run_options
+@click.option("--estimate", "show_estimate", is_flag=True,
+              help="Then print how long each stage will take, from a few seconds of calibration on this machine "
+                   "(with --address: as Ray tasks on the cluster's nodes).")
+@_deadline_option
 @_user_errors
 def validate(space_path, overrides, resume_dir, num_samples, max_concurrent, storage, address, mlflow_uri,
-             num_cpus) -> None:
+             num_cpus, show_estimate, deadline) -> None:
     """Run every check `raykd sweep` runs, write nothing, and print the trial plan.
 
     Takes the same options as `raykd sweep`, because they are checked too: the storage folder, the
     MLflow URI, and the resources a trial asks for against the local Ray instance (--num-cpus).
     Ready teachers are loaded and measured on dev (a teacher no better than the majority class is
     refused); a teacher to fine-tune shows its teacher stage and where it is cached. Ray is not
-    started.
+    started. --estimate adds the per-stage cost estimate (--deadline implies it and warns when
+    the sweep will not fit).
     """
+    from raykd.sweep.estimate import parse_duration
     from raykd.sweep.preflight import preflight, read_resume_meta
 
+    deadline_s = parse_duration(deadline) if deadline else None
     options = _options(storage, num_samples, max_concurrent, address, mlflow_uri, num_cpus)
     if resume_dir:
         from pathlib import Path
@@ -213,6 +230,13 @@ def validate(space_path, overrides, resume_dir, num_samples, max_concurrent, sto
     else:
         pre = preflight(_load_space(space_path, overrides), options)
     click.echo(pre.describe())
+    if show_estimate or deadline_s:
+        from raykd.sweep.estimate import deadline_warnings, estimate_sweep
+
+        estimate = estimate_sweep(pre)
+        click.echo(estimate.describe())
+        for line in deadline_warnings(estimate, deadline_s, pre.num_samples) if deadline_s else ():
+            click.echo(line)
 
 
 @main.command()

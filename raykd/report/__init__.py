@@ -8,6 +8,7 @@ inside the functions that draw.
 from raykd.report.pareto import hypervolume, pareto_mask
 from raykd.report.plot import plot_front
 from raykd.report.render import Report, pareto_frame, trials_frame, write_report
+from raykd.report.stages import markdown_stage_times, stage_times_frame, stage_times_table, write_stage_times
 from raykd.report.tables import front_table, markdown_front
 from raykd.report.tasks import (
     TaskFronts,
@@ -34,4 +35,8 @@ __all__ = [
     "task_fronts_table",
     "markdown_task_fronts",
     "plot_task_fronts",
+    "stage_times_frame",
+    "stage_times_table",
+    "markdown_stage_times",
+    "write_stage_times",
 ]

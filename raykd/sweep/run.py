@@ -27,28 +27,12 @@ from raykd.config import SweepConfig
 from raykd.sweep.contexts import low_data_summary, trial_context
 from raykd.sweep.finish import SweepOutcome, finish_sweep
 from raykd.sweep.preflight import Preflight, SweepOptions, preflight, read_resume_meta
+from raykd.sweep.trial_plan import (DRIVER_CPU, default_max_concurrent, first_points, startup_trials,  # noqa: F401
+                                    transfer_reserve)
 from raykd.trial.plan import OBJECTIVES, TrialContext
 
 __all__ = ["SweepOptions", "SweepOutcome", "run_sweep", "resume_sweep", "default_max_concurrent"]
 # SweepOptions lives in raykd.sweep.preflight (the checks need it) and is re-exported here, where callers look.
-
-
-DRIVER_CPU = 0.01
-"""CPU each trial's Tune driver reserves; it only waits while its Train workers run."""
-
-
-def default_max_concurrent(cluster: dict[str, float], space: SweepConfig) -> int:
-    """Trials that fit at once: cluster CPUs (and GPUs) over what one trial reserves (workers + driver)."""
-    res = space.resources
-    fits = [cluster.get("CPU", 1) // (res.num_workers * res.cpus_per_worker + DRIVER_CPU)]
-    if res.use_gpu:
-        fits.append(cluster.get("GPU", 0) // (res.num_workers * res.gpus_per_worker))
-    return max(1, int(min(fits)))
-
-
-def startup_trials(num_samples: int) -> int:
-    """Random trials before TPE starts modelling: Optuna's 10, or half of a small budget (at least 2)."""
-    return max(2, min(10, num_samples // 2))
 
 
 def _start_ray(options: SweepOptions) -> None:
@@ -98,7 +82,7 @@ def _stage(pre: Preflight, task_inputs, teacher_plan):
     from raykd.sweep.stage import build_stage
 
     stage = build_stage(task_inputs.space, task_inputs.inputs, pre.cache, device=pre.device,
-                        teacher_check=teacher_plan.check)
+                        teacher_check=teacher_plan.check, compute=_soft_targets(pre))
     task = task_inputs.inputs.task
     pre.options.echo(f"teacher: {task.primary_metric} {stage.teacher.metric:.4f} on {task.eval_splits[0]}, "
                      f"{stage.teacher.params / 1e6:.1f}M parameters, {stage.teacher.latency_ms:.2f} ms/example")
@@ -124,14 +108,22 @@ def _teachers(pre: Preflight):
     return tasks, plans, fine_tuned
 
 
-def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> SweepOutcome:
+def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions(), *, estimate: bool = True,
+              deadline_s: float | None = None) -> SweepOutcome:
     """Run a whole sweep and write its report.
 
     Every check (:func:`~raykd.sweep.preflight.preflight`) runs before anything is written or Ray
-    starts. Then, in order: the teacher stage (teachers to fine-tune, cached), the sweep folder and
-    MLflow experiment, the soft-target stage (cached), the trials. A failing trial is recorded
-    (status ERROR, reason in trials.csv and its MLflow run) and the sweep goes on; the report is
-    written even if the sweep is interrupted, and ``resume_sweep`` continues it.
+    starts. Then the cost estimate is printed (:func:`~raykd.sweep.estimate.announce_estimate`, a
+    few seconds of calibration; ``estimate=False`` skips it), and in order: the teacher stage
+    (teachers to fine-tune, cached), the sweep folder and MLflow experiment, the soft-target stage
+    (cached), the trials. A failing trial is recorded (status ERROR, reason in trials.csv and its
+    MLflow run) and the sweep goes on; the report is written even if the sweep is interrupted, and
+    ``resume_sweep`` continues it. Each stage is timed: ``sweep.json`` (``stages``) and
+    ``stages.csv`` hold its estimate beside its actual seconds.
+
+    Args:
+        estimate: print the cost estimate before the first stage.
+        deadline_s: warn when the estimate does not fit in this many seconds.
 
     Raises:
         RaykdInputError: bad search space, data, teacher, storage, tracking URI or resources
@@ -139,10 +131,14 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
         RaykdStageError: a fine-tuned teacher no better than the majority class (it stays cached;
             no sweep folder is created).
     """
+    from raykd.sweep.estimate import announce_estimate
+    from raykd.sweep.timing import StageClock
     from raykd.tracking.mlflow import SweepTracker
 
     pre = preflight(space, options)
-    tasks, plans, fine_tuned = _teachers(pre)
+    clock = StageClock(pre.cache, announce_estimate(pre, deadline_s=deadline_s) if estimate else None)
+    with clock.stage("teacher"):
+        tasks, plans, fine_tuned = _teachers(pre)
     storage, echo = pre.storage, options.echo
     # a local store keeps artifacts beside it; a tracking server uses its own artifact store
     local_store = pre.tracking_uri.startswith(("sqlite:", "file:"))
@@ -153,7 +149,8 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
     echo(f"sweep folder: {sweep_dir}")
     num_samples = pre.num_samples
     if space.multi_task:
-        context, task_meta = _multi_task_stage(pre, tasks, plans, fine_tuned, sweep_dir)
+        with clock.stage("soft_targets"):
+            context, task_meta = _multi_task_stage(pre, tasks, plans, fine_tuned, sweep_dir)
         names = list(task_meta["tasks"])
         params = {"task": "+".join(names), "tasks": ",".join(names), "teacher": task_meta["teacher"]["path"][:480],
                   "num_samples": num_samples}
@@ -162,7 +159,8 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
     else:
         (name, task_inputs), = tasks.items()
         low_data = low_data_summary(task_inputs.space, task_inputs.inputs, echo)
-        stage = _stage(pre, task_inputs, plans[name])
+        with clock.stage("soft_targets"):
+            stage = _stage(pre, task_inputs, plans[name])
         inputs = task_inputs.inputs
         params = {"task": inputs.task.name, "teacher": stage.teacher.path, "num_samples": num_samples, **low_data}
         meta = {"name": space.name, "task": inputs.task.name, "metric_name": inputs.task.primary_metric,
@@ -171,9 +169,9 @@ def run_sweep(space: SweepConfig, options: SweepOptions = SweepOptions()) -> Swe
         context = trial_context(task_inputs.space, inputs, stage, sweep_dir, loopback=not options.address)
     parent = tracker.start_sweep(sweep_dir.name, params)
     tracker.log_artifact(parent, sweep_dir / "space.yaml")
-    meta.update(mlflow_uri=pre.tracking_uri, mlflow_parent_run_id=parent)
+    meta.update(mlflow_uri=pre.tracking_uri, mlflow_parent_run_id=parent, **clock.record())
     (sweep_dir / "sweep.json").write_text(json.dumps(meta, indent=1))
-    return _fit(space, options, context, sweep_dir, tracker, num_samples, restore=False)
+    return _fit(space, options, context, sweep_dir, tracker, num_samples, restore=False, clock=clock)
 
 
 def _fine_tune_meta(record: dict | None) -> dict:
@@ -191,39 +189,62 @@ def _multi_task_stage(pre: Preflight, tasks, plans, fine_tuned, sweep_dir: Path)
     from raykd.sweep.multitask import prepare_multi_task
 
     return prepare_multi_task(pre.space, tasks, plans, fine_tuned, pre.storage, sweep_dir, device=pre.device,
-                              echo=pre.options.echo, loopback=not pre.options.address)
+                              echo=pre.options.echo, loopback=not pre.options.address, compute=_soft_targets(pre))
 
 
-def resume_sweep(sweep_dir: str | Path, options: SweepOptions = SweepOptions()) -> SweepOutcome:
+def _soft_targets(pre: Preflight):
+    """The soft-target stage's ``compute``: teacher replicas as Ray Data actors on the cluster (Ray is
+    started only if a split is missing from the cache), sized by ``stages.soft_targets``."""
+    from raykd.stages import cluster_nodes, resolve_stages
+    from raykd.teachers.batch_inference import ray_soft_targets
+
+    def plan():
+        import ray
+
+        return resolve_stages(pre.space, ray.cluster_resources(), cluster_nodes())["soft_targets"]
+
+    return ray_soft_targets(plan, start_ray=lambda: _start_ray(pre.options), echo=pre.options.echo)
+
+
+def resume_sweep(sweep_dir: str | Path, options: SweepOptions = SweepOptions(), *, estimate: bool = True,
+                 deadline_s: float | None = None) -> SweepOutcome:
     """Continue an interrupted sweep folder (``raykd sweep --resume DIR``).
 
     Restores Tune's experiment and Optuna's searcher from the folder: finished trials are kept and
     not rerun, unfinished ones restart from their last checkpoint (Ray Train resumes the run named
     after the trial), and Optuna proposes the remaining trials. The space is the folder's own
     ``space.yaml``; teacher soft targets come from the cache. Trials keep their MLflow runs.
+    ``estimate`` and ``deadline_s`` as for :func:`run_sweep` (the trials left are estimated; the
+    resumed run's stage times go to ``resumed_stages`` in ``sweep.json``).
 
     Raises:
         RaykdInputError: not a sweep folder, a damaged ``sweep.json``, nothing to resume, or inputs
             that no longer check (nothing is written).
     """
     from raykd.config import load_space
+    from raykd.sweep.estimate import announce_estimate
+    from raykd.sweep.timing import StageClock
     from raykd.tracking.mlflow import SweepTracker
 
     meta = read_resume_meta(sweep_dir)
     sweep_dir = Path(sweep_dir).resolve()
     space = load_space(sweep_dir / "space.yaml")
     pre = preflight(space, options, resume_dir=sweep_dir, meta=meta)
-    tasks, plans, fine_tuned = _teachers(pre)
+    clock = StageClock(pre.cache, announce_estimate(pre, deadline_s=deadline_s) if estimate else None)
+    with clock.stage("teacher"):
+        tasks, plans, fine_tuned = _teachers(pre)
     tracker = SweepTracker.for_experiment(pre.tracking_uri, f"raykd-{space.name}",
                                           parent_run_id=meta["mlflow_parent_run_id"])
     options.echo(f"resuming sweep folder: {sweep_dir}")
-    if space.multi_task:  # teachers and soft targets come from the cache
-        context, _ = _multi_task_stage(pre, tasks, plans, fine_tuned, sweep_dir)
-    else:
-        (name, task_inputs), = tasks.items()
-        stage = _stage(pre, task_inputs, plans[name])
-        context = trial_context(task_inputs.space, task_inputs.inputs, stage, sweep_dir, loopback=not options.address)
-    return _fit(space, options, context, sweep_dir, tracker, pre.num_samples, restore=True)
+    with clock.stage("soft_targets"):
+        if space.multi_task:  # teachers and soft targets come from the cache
+            context, _ = _multi_task_stage(pre, tasks, plans, fine_tuned, sweep_dir)
+        else:
+            (name, task_inputs), = tasks.items()
+            stage = _stage(pre, task_inputs, plans[name])
+            context = trial_context(task_inputs.space, task_inputs.inputs, stage, sweep_dir,
+                                    loopback=not options.address)
+    return _fit(space, options, context, sweep_dir, tracker, pre.num_samples, restore=True, clock=clock)
 
 
 def _metric_name(context) -> str:
@@ -231,13 +252,22 @@ def _metric_name(context) -> str:
     return context.task.primary_metric if isinstance(context, TrialContext) else "macro"
 
 
-def _fit(space, options, context, sweep_dir: Path, tracker, num_samples: int, *, restore: bool) -> SweepOutcome:
+def _fit(space, options, context, sweep_dir: Path, tracker, num_samples: int, *, restore: bool,
+         clock=None) -> SweepOutcome:
+    """Run (or restore) the trials, then write the report; ``clock`` (a :class:`~raykd.sweep.timing.StageClock`)
+    times the trials (Ray's own start excluded) and shows every stage's estimate beside its actual time."""
+    import contextlib
+
     interrupted = True
     try:
-        _run_tuner(space, options, context, sweep_dir, tracker, num_samples, restore)
+        _start_ray(options)
+        with clock.stage("trials") if clock is not None else contextlib.nullcontext():
+            _run_tuner(space, options, context, sweep_dir, tracker, num_samples, restore)
         interrupted = False
     finally:
         outcome = finish_sweep(sweep_dir, tracker=tracker, interrupted=interrupted, echo=options.echo)
+        if clock is not None:
+            clock.finish(sweep_dir, tracker=tracker, echo=options.echo, resumed=restore)
         done = [r for r in outcome.records if r.status in ("TERMINATED", "ERROR")]
         if interrupted or len(done) < num_samples:
             options.echo(f"{len(done)} of {num_samples} trials done; continue with: "
@@ -273,8 +303,9 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
         return
     if options.address:
         _warn_if_too_small(ray.cluster_resources(), space, options.echo)
+    cluster = ray.cluster_resources()
     concurrent = (options.max_concurrent or space.budget.max_concurrent
-                  or default_max_concurrent(ray.cluster_resources(), space))
+                  or default_max_concurrent(cluster, space, reserve=transfer_reserve(space, context, cluster)))
     options.echo(f"running {num_samples} trials, at most {concurrent} at once")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -307,30 +338,6 @@ def _warn_if_too_small(cluster: dict[str, float], space: SweepConfig, echo) -> N
     if short:
         echo(f"warning: a trial needs {', '.join(short)}; trials wait until the cluster's autoscaler adds nodes "
              "that have them")
-
-
-def first_points(space: SweepConfig, num_samples: int) -> list[dict] | None:
-    """The first trials take each method arm once (the rest of their settings sampled), then TPE searches.
-
-    An arm is a method, or a method with one value of a setting the method lists in ``ARMS``
-    (``vanilla`` with ``augment: none`` and with ``augment: tang``). A sweep that compares arms
-    (KD against KD with augmentation, or vanilla against data-free methods) would otherwise leave
-    one untried in a small budget by chance. Only when there are several arms and at least as many
-    trials as arms.
-    """
-    from raykd.domains import Choice
-    from raykd.registry import METHODS
-
-    points = []
-    for method, domains in space.methods.items():
-        arms = [{}]
-        for name in getattr(METHODS.load(method), "ARMS", ()):
-            if isinstance(domains.get(name), Choice):
-                arms = [{**arm, f"{method}/{name}": value} for arm in arms for value in domains[name].values]
-        points += [{"method": method, **arm} for arm in arms]
-    if len(points) < 2 or num_samples < len(points):
-        return None
-    return points
 
 
 def _trial_name(trial) -> str:
