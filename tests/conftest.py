@@ -190,8 +190,10 @@ def method_sweep(tmp_path_factory):
     storage = tmp_path_factory.mktemp("runs")
     lines = []
     try:
-        outcome = run_sweep(parse_space(raw), SweepOptions(storage=str(storage), num_cpus=2, echo=lines.append))
-        actors = {a.class_name for a in list_actors(limit=10_000)}  # dead ones included
+        outcome = run_sweep(parse_space(raw), SweepOptions(storage=str(storage), num_cpus=2, echo=lines.append),
+                            estimate=False)  # the estimate is the cluster stage sweep's and test_estimate's subject
+        # the instance this sweep started, by its address (another Ray left on the machine must not be asked)
+        actors = {a.class_name for a in list_actors(address=ray.get_runtime_context().gcs_address, limit=10_000)}
     finally:
         ray.shutdown()
     return storage, outcome, lines, actors

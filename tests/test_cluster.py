@@ -111,7 +111,7 @@ def sweep(cluster, tiny_cache):
     space = write_space(tmp / "cluster.yaml", raw)
     storage_with_cache(tmp / "runs", tiny_cache)
     started = time.monotonic()
-    process = raykd_process(["sweep", "--space", str(space), "--storage", str(tmp / "runs"), "--address", address,
+    process = raykd_process(["sweep", "--space", str(space), "--storage", str(tmp / "runs"), "--address", address, "--no-estimate",
                              "--mlflow-uri", mlflow_uri], tmp / "sweep.txt")
     try:
         assert process.wait(timeout=500) == 0, (tmp / "sweep.txt").read_text()[-3000:]

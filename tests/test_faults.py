@@ -33,7 +33,7 @@ def faulty_sweep(tmp_path_factory, tiny_cache):
     space = write_space(tmp / "faults.yaml", raw)
     log = tmp / "log.txt"
     storage_with_cache(tmp / "runs", tiny_cache)
-    sweep = raykd_process(["sweep", "--space", str(space), "--storage", str(tmp / "runs")], log)
+    sweep = raykd_process(["sweep", "--space", str(space), "--storage", str(tmp / "runs"), "--no-estimate"], log)
     try:
         sweep_dir = wait_for(lambda: next((tmp / "runs").glob("faults-*"), None), 120, "the sweep folder",
                              process=sweep, log=log)

@@ -45,7 +45,7 @@ def sweep(tmp_path_factory):
     lines: list[str] = []
     try:
         outcome = run_sweep(parse_space(_space("two-tasks")), SweepOptions(storage=str(storage), num_cpus=2,
-                                                                             echo=lines.append))
+                                                                             echo=lines.append), estimate=False)
     finally:
         ray.shutdown()
     return storage, outcome, lines

@@ -66,7 +66,7 @@ def sweep(tmp_path_factory, local_ray):
     space = tmp / "corpus4.yaml"
     space.write_text(yaml.safe_dump(raw, sort_keys=False))
     storage = tmp / "runs"
-    result, _ = invoke_cli(["sweep", "--space", str(space), "--storage", str(storage), "--num-cpus", "2"], [])
+    result, _ = invoke_cli(["sweep", "--space", str(space), "--storage", str(storage), "--num-cpus", "2", "--no-estimate"], [])
     assert result.exit_code == 0, (result.output, result.exception)
     return tmp, space, storage, next(storage.glob("corpus4-*")), result.output
 
@@ -142,7 +142,7 @@ def test_a_fine_tuned_teacher_no_better_than_the_majority_stops_before_the_sweep
     space = tmp_path / "lopsided.yaml"
     space.write_text(yaml.safe_dump(raw, sort_keys=False))
     storage = tmp_path / "runs"
-    result, _ = invoke_cli(["sweep", "--space", str(space), "--storage", str(storage), "--num-cpus", "2"], [])
+    result, _ = invoke_cli(["sweep", "--space", str(space), "--storage", str(storage), "--num-cpus", "2", "--no-estimate"], [])
     assert result.exit_code == 1, (result.output, result.exception)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert errors == result.stderr.splitlines()[-1:] and len(errors) == 1

@@ -32,7 +32,7 @@ def resumed(tmp_path_factory, tiny_cache):
     log = tmp / "first.txt"
     storage_with_cache(tmp / "runs", tiny_cache)
     # workers pause 2 s after each epoch, so the kill below finds a trial between checkpoints
-    first = raykd_process(["sweep", "--space", str(space), "--storage", str(tmp / "runs")], log,
+    first = raykd_process(["sweep", "--space", str(space), "--storage", str(tmp / "runs"), "--no-estimate"], log,
                           env={**os.environ, PAUSE_ENV: "2"})
     try:
         sweep_dir = wait_for(lambda: next((tmp / "runs").glob("resume-*"), None), 120, "the sweep folder",
@@ -52,7 +52,7 @@ def resumed(tmp_path_factory, tiny_cache):
     finally:
         os.killpg(first.pid, signal.SIGKILL)  # the driver and its Ray, as a crash would
         first.wait()
-    second = raykd_process(["sweep", "--resume", str(sweep_dir)], tmp / "second.txt")
+    second = raykd_process(["sweep", "--resume", str(sweep_dir), "--no-estimate"], tmp / "second.txt")
     assert second.wait(timeout=500) == 0, (tmp / "second.txt").read_text()[-3000:]
     return tmp, sweep_dir, finished, running, before, reported
 
