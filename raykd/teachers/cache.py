@@ -190,28 +190,30 @@ def cached_teacher_outputs(
 def _compute_into(folder: Path, name: str, frame: "pd.DataFrame", compute, teacher_path: str, max_length: int,
                   meta: dict) -> None:
     """Run ``compute`` into a temporary folder beside ``folder``, then rename it into place."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-    try:
+    def fill(tmp: Path) -> None:
         stats = compute(name, frame, teacher_path, max_length, tmp / "split")
         (tmp / "meta.json").write_text(json.dumps({**meta, "computed": stats}, indent=1))
         with open(folder.parent / SOFT_TARGETS_LOG, "a") as log:
             log.write(json.dumps({"key": folder.name, "split": name, **stats}) + "\n")
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if stored_split(folder) is None:  # lost a race only if nobody else finished
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+
+    _publish(folder, fill)
 
 
 def _write(folder: Path, split: EncodedSplit, meta: dict) -> None:
+    def fill(tmp: Path) -> None:
+        split.save(tmp / "split.npz")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+
+    _publish(folder, fill)
+
+
+def _publish(folder: Path, fill: Callable[[Path], None]) -> None:
+    """``fill`` a temporary folder beside ``folder``, then rename it into place: readers never see half a
+    split. An error while another builder had already finished the same key is a lost race, not a failure."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
     try:
-        split.save(tmp / "split.npz")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        fill(tmp)
         os.replace(tmp, folder)
     except OSError:
         if stored_split(folder) is None:  # lost a race only if nobody else finished
