@@ -11,7 +11,7 @@ from conftest import assert_input_error, invoke_cli, tiny_space_raw, write_space
 from raykd.errors import RaykdInputError
 from raykd.sweep.calibrate import Cost, Measurements
 from raykd.sweep.estimate import (PROCESS_START_S, RAY_START_S, TRIAL_START_S, SweepEstimate, StageEstimate,
-                                  deadline_warnings, format_duration, parse_duration, predict)
+                                  _build_s, deadline_warnings, format_duration, parse_duration, predict)
 from raykd.sweep.timing import StageClock
 from raykd.sweep.workload import (FineTuneWork, SoftWork, SweepWork, TaskWork, TransferWork, TrialKind, TrialWork,
                                   expected_distinct, family_configs, loop_batches, sorted_batches)
@@ -361,3 +361,36 @@ def test_calibration_times_every_workload_on_real_models():
     assert 0 < m.tang_rows <= 3  # at most n_iter novel examples per source example
     assert m.teacher_train.seconds(1, 256) > m.teacher_forward.seconds(1, 256)  # a step costs more than a forward
     assert m.threads == 1 and m.seconds > 0
+
+
+def test_each_task_of_a_multi_task_space_builds_its_own_transfer_set(tmp_path):
+    """Single-task methods in a multi-task space distil one student per task, each on its own task's set:
+    the estimate plans a Tang build per task, costs each on its task's lengths, and calibrates on the
+    task with the most tokens of work (RTE's long pairs, not SST-2's short sentences)."""
+    from conftest import BASE, GLUE, TEACHER
+    from raykd.config import parse_space
+    from raykd.sweep.preflight import SweepOptions, preflight
+    from raykd.sweep.workload import calibration_jobs, plan_work
+
+    raw = {"tasks": ["sst2", "rte"], "data": {"glue_dir": str(GLUE), "train_limit": 64, "dev_limit": 16},
+           "teacher": {"paths": {"sst2": str(TEACHER)}, "base": str(BASE), "fine_tune": True},
+           "methods": {"vanilla": {"augment": "tang"}}, "students": {"bilstm": {}}, "budget": {"num_samples": 2}}
+    pre = preflight(parse_space(raw), SweepOptions(storage=str(tmp_path / "runs"), echo=lambda _: None))
+    work = plan_work(pre, {"CPU": 3.0, "GPU": 0.0})
+    assert sorted(t.task for t in work.transfers) == ["rte", "sst2"]
+    (kind,) = work.trials.kinds
+    assert sorted(t.task for t, _ in kind.transfers) == ["rte", "sst2"]
+    jobs = calibration_jobs(pre, work)
+    rte = next(t for t in work.tasks if t.name == "rte")
+    assert all(job.frame is rte.sample for job in jobs.values())
+    m = _measured()
+    estimate = predict(work, m)
+    sets = _stage(estimate, "transfer_sets")
+    assert sets.detail.count("tang") == 2
+    # the pair task's set costs more to label than the sentence task's: each build uses its own lengths
+    by_task = {t.task: t for t in work.transfers}
+    tasks = {t.name: t for t in work.tasks}
+    rte_s, _ = _build_s(replace(by_task["rte"], source_rows=100), tasks["rte"], m["transfer_sets"])
+    sst_s, _ = _build_s(replace(by_task["sst2"], source_rows=100, iterations=by_task["rte"].iterations),
+                        tasks["sst2"], m["transfer_sets"])
+    assert rte_s > sst_s

@@ -14,7 +14,8 @@ and applies the measured costs with :func:`predict`. Every term, in seconds:
   forward pass over length-sorted batches of ``stages.soft_targets.batch_size``, divided by the
   replicas, + one replica start and the teacher's measurement (its batch-1 latency), + the local
   Ray instance's start when no earlier stage started it (:data:`RAY_START_S`).
-* **transfer sets**: per expected build (distinct settings the trials will ask for), the rules
+* **transfer sets**: per expected build (distinct settings the trials will ask for, per task: each
+  task of a multi-task space builds its own from its training split, costed on its lengths), the rules
   (Tang: per source example, measured; its novel rows per source example measured too) or the
   generator (training ``gen_epochs x`` train rows, sampling ``min(multiple x rows, max_samples)``
   samples), then the teacher labelling those rows; summed over builds (the figure the sweep's
@@ -213,8 +214,9 @@ def _transfer_stage(work: SweepWork, m: Measurements | None) -> StageEstimate:
     if all(t.cached for t in work.transfers):
         return StageEstimate("transfer_sets", 0.0, "cached", "cached: the space's transfer sets are in the cache")
     seconds, parts = 0.0, []
+    tasks = {t.name: t for t in work.tasks}
     for t in (t for t in work.transfers if not t.cached):
-        each, rows = _build_s(t, work.tasks[0], m)
+        each, rows = _build_s(t, tasks.get(t.task, work.tasks[0]), m)
         seconds += t.builds * each + t.generators * _generator_s(t, m)
         parts.append(f"{t.kind} {t.builds:.1f} build(s) x {rows:,} rows" + (
             f" + {t.generators:.1f} generator training(s)" if t.kind == "generation" else ""))
@@ -278,10 +280,11 @@ def _trial_s(kind, work: SweepWork, m: Measurements) -> float:
         if m.teacher_train is not None:  # the teacher runs (and back-propagates) on every generated batch
             train += m.teacher_train.seconds(kind.data_free_steps, tokens)
     else:
-        extra = sum(share * _transfer_rows(t, m) for t, share in kind.transfers)
         train = 0.0
-        for i, task in enumerate(work.tasks):
-            rows = task.train_rows + (int(extra) if i == 0 else 0)
+        for i, task in enumerate(work.tasks):  # each task's own transfer set (a set without a task: the first's)
+            extra = sum(share * _transfer_rows(t, m) for t, share in kind.transfers
+                        if t.task == task.name or (not t.task and i == 0))
+            rows = task.train_rows + int(extra)
             train += step.seconds(*loop_batches(task.lengths, rows, kind.batch_size))
     evaluate = sum(_eval_s(m.student_eval[kind.family], t) for t in work.tasks)
     epoch = train / work.trials.num_workers + evaluate

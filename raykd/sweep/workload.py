@@ -22,8 +22,8 @@ from raykd.domains import Choice, Domain, Fixed
 from raykd.sweep.calibrate import MAX_CONFIGS, CalibrationJob, Measurements, calibrate, calibrate_at_worker_priority
 
 __all__ = ["TaskWork", "FineTuneWork", "SoftWork", "TransferWork", "TrialKind", "TrialWork", "SweepWork",
-           "plan_work", "calibration_jobs", "run_calibrations", "see_cluster", "sorted_batches", "loop_batches",
-           "family_configs", "expected_distinct", "SAMPLE_ROWS"]
+           "plan_work", "calibration_jobs", "heaviest_task", "run_calibrations", "see_cluster", "sorted_batches",
+           "loop_batches", "family_configs", "expected_distinct", "SAMPLE_ROWS"]
 
 SAMPLE_ROWS = 1024
 """Real examples per task tokenised for the length distribution and the calibration batches."""
@@ -99,6 +99,8 @@ class TransferWork:
         gen_epochs: generator epochs; pretrain_rows: out-of-domain texts trained on first.
         label_batch: examples per teacher forward pass when labelling.
         cached: a set of exactly these (fixed) settings is in the cache.
+        task: the task whose training data the set is made from (each task of a multi-task space
+            builds its own).
     """
 
     kind: str
@@ -112,6 +114,7 @@ class TransferWork:
     pretrain_rows: int = 0
     label_batch: int = LABEL_BATCH
     cached: bool = False
+    task: str = ""
 
 
 @dataclass(frozen=True)
@@ -324,7 +327,7 @@ def plan_work(pre, cluster: dict[str, float], nodes: list[dict] | None = None, *
     tasks = tuple(_task_work(pre, name, t) for name, t in pre.tasks.items())
     todo = sum(t.fine_tune == "todo" for t in tasks)
     trials = max(0, pre.num_samples - done_trials)
-    transfers, per_method = _transfers(pre, tasks[0], trials)
+    transfers, per_method = _every_task_transfers(pre, tasks, trials)
     soft, sets = plans["soft_targets"], plans["transfer_sets"]
     return SweepWork(
         tasks=tasks, fine_tune=_fine_tune(space, plans["teacher"], cluster, todo, cores, nodes),
@@ -407,6 +410,18 @@ def _method_shares(space, trials: int) -> dict[str, dict[str, float]]:
     return out
 
 
+def _every_task_transfers(pre, tasks: tuple[TaskWork, ...], trials: int) -> tuple[tuple, dict[str, tuple]]:
+    """:func:`_transfers` of every task: a single-task method in a multi-task space distils one student per
+    task, each on a transfer set built from that task's data."""
+    sets, per_method = [], {}
+    for task in tasks:
+        mine, methods = _transfers(pre, task, trials)
+        sets += mine
+        for method, pairs in methods.items():
+            per_method[method] = per_method.get(method, ()) + pairs
+    return tuple(sets), per_method
+
+
 def _transfers(pre, task: TaskWork, trials: int) -> tuple[tuple[TransferWork, ...], dict[str, tuple]]:
     """The transfer sets the trials will ask for, and per method ``((set, probability), ...)``."""
     from raykd.registry import METHODS
@@ -441,7 +456,8 @@ def _transfer_work(pre, task: TaskWork, module, domains: dict, kind: str, settin
         combos = _product([_distinct(domains[n]) for n in names])
         iterations = TangSettings(n_iter=settings.get("n_iter") or None).iterations("text_b" in task.sample)
         return TransferWork("tang", settings, builds=expected_distinct(combos, asks), source_rows=rows,
-                            iterations=iterations, cached=combos == 1 and _cached_set(pre, task, kind, settings))
+                            iterations=iterations, cached=combos == 1 and _cached_set(pre, task, kind, settings),
+                            task=task.name)
     own = [n for n in domains if n not in ("kd_loss", "temperature", "alpha", "augment", "p_mask", "p_pos", "p_ng",
                                            "n_iter")]
     combos = _product([_distinct(domains[n]) for n in own])
@@ -452,7 +468,7 @@ def _transfer_work(pre, task: TaskWork, module, domains: dict, kind: str, settin
                         generators=expected_distinct(_product([_distinct(domains[n]) for n in trained]), asks),
                         source_rows=rows, samples=min(n, cap) if cap else n,
                         gen_epochs=int(settings["generator"]["epochs"]), pretrain_rows=pretrain,
-                        cached=combos == 1 and _cached_set(pre, task, kind, settings))
+                        cached=combos == 1 and _cached_set(pre, task, kind, settings), task=task.name)
 
 
 def _product(sizes: list[int | None]) -> int | None:
@@ -513,32 +529,50 @@ def _trials(pre, cluster: dict, trials: int, per_method: dict, *, reserve=None) 
 
 
 def calibration_jobs(pre, work: SweepWork) -> dict[str, CalibrationJob]:
-    """What to time for each stage that has something to do (stage name -> job)."""
-    first = work.tasks[0]
-    common = {"frame": first.sample, "teacher_path": first.teacher_path, "max_length": pre.space.data.max_length,
-              "num_labels": first.num_labels, "fresh_head": first.fine_tune == "todo"}
+    """What to time for each stage that has something to do (stage name -> job).
+
+    Each job's batches are cut from the sample of the task with the most tokens of that stage's work
+    (:func:`heaviest_task` over the tasks the stage touches): its lengths are where most of the time
+    goes, so the fitted costs are interpolated there rather than extrapolated from a short-sentence
+    task to a long pair task."""
+    def common(tasks) -> dict:
+        task = heaviest_task(tuple(tasks) or work.tasks)
+        return {"frame": task.sample, "teacher_path": task.teacher_path, "max_length": pre.space.data.max_length,
+                "num_labels": task.num_labels, "fresh_head": task.fine_tune == "todo"}
+
     jobs = {}
     if any(t.fine_tune == "todo" for t in work.tasks):
         ft = work.fine_tune
-        jobs["teacher"] = CalibrationJob(**common, threads=ft.threads, gpu=ft.gpu, teacher_forward=256,
-                                         teacher_train=ft.batch_size)
+        jobs["teacher"] = CalibrationJob(**common(t for t in work.tasks if t.fine_tune == "todo"), threads=ft.threads,
+                                         gpu=ft.gpu, teacher_forward=256, teacher_train=ft.batch_size)
     if any(t.to_label for t in work.tasks):
-        jobs["soft_targets"] = CalibrationJob(**common, threads=work.soft.threads, gpu=work.soft.gpu,
-                                              teacher_forward=work.soft.batch_size)
+        jobs["soft_targets"] = CalibrationJob(**common(t for t in work.tasks if t.to_label), threads=work.soft.threads,
+                                              gpu=work.soft.gpu, teacher_forward=work.soft.batch_size)
     todo = [t for t in work.transfers if not t.cached]
     if todo:
         tang = next((t.settings for t in todo if t.kind == "tang"), None)
         generation = next((t.settings for t in todo if t.kind == "generation"), None)
-        jobs["transfer_sets"] = CalibrationJob(**common, threads=work.transfer_threads, gpu=work.trials.gpu,
+        names = {t.task for t in todo}
+        jobs["transfer_sets"] = CalibrationJob(**common(t for t in work.tasks if t.name in names),
+                                               threads=work.transfer_threads, gpu=work.trials.gpu,
                                                teacher_forward=LABEL_BATCH, tang=tang, generation=generation)
     tw = work.trials
     if tw.trials > 0:
         batch = {k.family: k.batch_size for k in tw.kinds}
         data_free = max((k.batch_size for k in tw.kinds if k.data_free_steps), default=0)
-        jobs["trials"] = CalibrationJob(**common, threads=tw.threads, gpu=tw.gpu, students=tw.configs,
-                                        student_batch=batch, teacher_config=first.teacher_config,
+        jobs["trials"] = CalibrationJob(**common(work.tasks), threads=tw.threads, gpu=tw.gpu, students=tw.configs,
+                                        student_batch=batch, teacher_config=work.tasks[0].teacher_config,
                                         teacher_train=data_free)
     return jobs
+
+
+def heaviest_task(tasks: tuple[TaskWork, ...]) -> TaskWork:
+    """The task with the most tokens of work: ``max(train_rows, labelled rows) x`` mean length (the first on ties)."""
+    def tokens(t: TaskWork) -> float:
+        rows = max(t.train_rows, sum(t.to_label.values()), 1)
+        return rows * (float(np.mean(t.lengths)) if len(t.lengths) else 0.0)
+
+    return max(tasks, key=tokens)
 
 
 def run_calibrations(jobs: dict[str, CalibrationJob], work: SweepWork, *, on_ray: bool) -> dict[str, Measurements]:
