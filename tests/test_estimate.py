@@ -31,7 +31,7 @@ def _measured(**changes) -> dict:
     m = Measurements(seconds=1.0, threads=2, device="cpu", tokenize=Cost(0.0, 1e-5), teacher_load=0.5,
                      teacher_latency=0.01, teacher_forward=Cost(1e-3, 1e-6), teacher_train=Cost(5e-2, 3e-6),
                      students={"bilstm": Cost(1e-2, 2e-7)}, student_eval={"bilstm": Cost(0.0, 1e-7)},
-                     student_build={"bilstm": 0.5}, tang=Cost(1.0, 1e-4), tang_rows=12.0,
+                     student_build={"bilstm": 0.5}, tang=Cost(1.0, 1e-4), tang_rows=0.6,
                      generator_train=Cost(1.0, 3e-3), generator_sample=Cost(0.5, 5e-3))
     m = replace(m, **changes)
     return {"teacher": m, "soft_targets": m, "transfer_sets": m, "trials": m}
@@ -139,7 +139,7 @@ def test_transfer_sets_use_the_measured_novel_rows_and_count_builds():
     tang = TransferWork("tang", {}, builds=1.0, source_rows=1000, iterations=20)
     one = _stage(predict(_work(transfers=[tang]), m), "transfer_sets")
     two = _stage(predict(_work(transfers=[replace(tang, builds=2.0)]), m), "transfer_sets")
-    assert one.status == "estimated" and "12,000 rows" in one.detail  # 12 novel rows per example, not n_iter 20
+    assert one.status == "estimated" and "12,000 rows" in one.detail  # 0.6 novel rows per pass x 20, not n_iter 20
     assert two.seconds == pytest.approx(2 * one.seconds)
     unmeasured = _stage(predict(_work(transfers=[tang]), _measured(tang_rows=None)), "transfer_sets")
     assert "20,000 rows" in unmeasured.detail
@@ -358,7 +358,8 @@ def test_calibration_times_every_workload_on_real_models():
     m = calibrate(job)
     for cost in (m.teacher_forward, m.teacher_train, m.tang, m.generator_train, m.generator_sample):
         assert cost.per_call >= 0 and cost.per_unit >= 0 and cost.seconds(1, 100) > 0
-    assert 0 < m.tang_rows <= 3  # at most n_iter novel examples per source example
+    assert 0 < m.tang_rows <= 1  # at most one novel example per source example and pass
+    assert m.tang.per_unit > 0  # warmed up: the tagger's lazy load does not hide the per-example part
     assert m.teacher_train.seconds(1, 256) > m.teacher_forward.seconds(1, 256)  # a step costs more than a forward
     assert m.threads == 1 and m.seconds > 0
 
@@ -394,3 +395,28 @@ def test_each_task_of_a_multi_task_space_builds_its_own_transfer_set(tmp_path):
     sst_s, _ = _build_s(replace(by_task["sst2"], source_rows=100, iterations=by_task["rte"].iterations),
                         tasks["sst2"], m["transfer_sets"])
     assert rte_s > sst_s
+
+
+def test_single_task_methods_in_a_multi_task_space_count_a_student_per_task():
+    """A data-free trial in a two-task space trains two students; a shared-student (multitask) trial one;
+    each task's soft-target run pays its own replica start and latency measurement."""
+    m = _measured()
+    two = [_task(), _task(name="rte")]
+    free = TrialKind("zero_shot", "bilstm", 1.0, epochs=1, batch_size=64, data_free_steps=100, data_free_length=32)
+    one_task = _stage(predict(_work(trials=1, concurrency=1, kinds=(free,)), m), "trials").seconds
+    per_task = _stage(predict(_work(two, trials=1, concurrency=1, kinds=(replace(free, students=2),)), m),
+                      "trials").seconds
+    assert per_task - START == pytest.approx(2 * (one_task - START), rel=0.05)
+    soft_one = _stage(predict(_work([_task(to_label={"train": 10})]), m), "soft_targets").seconds
+    soft_two = _stage(predict(_work([_task(to_label={"train": 10}), _task(name="rte", to_label={"train": 10})]), m),
+                      "soft_targets").seconds
+    assert soft_two - soft_one == pytest.approx(_soft_fixed(m["soft_targets"]) - RAY_START_S, rel=0.05)
+
+
+def test_tang_rows_follow_each_tasks_passes():
+    """Novel rows are measured per pass, so a sentence task (20 passes) gets twice a pair task's (10)."""
+    m = _measured()
+    sentence = TransferWork("tang", {}, builds=1.0, source_rows=1000, iterations=20)
+    pair = replace(sentence, iterations=10)
+    assert "12,000 rows" in _stage(predict(_work(transfers=[sentence]), m), "transfer_sets").detail
+    assert "6,000 rows" in _stage(predict(_work(transfers=[pair]), m), "transfer_sets").detail

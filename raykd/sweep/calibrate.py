@@ -71,7 +71,8 @@ class Cost:
 
     @classmethod
     def fit(cls, seconds: list[float], units: list[float]) -> "Cost":
-        """Least squares over timed calls, both terms kept >= 0 (one point or a bad fit: all per unit)."""
+        """Least squares over timed calls, both terms kept >= 0 (one point, or a negative intercept: all per
+        unit; a slope <= 0, i.e. no measurable growth with the units: the mean, all per call)."""
         s, u = np.asarray(seconds, float), np.asarray(units, float)
         if len(s) >= 2 and np.ptp(u) > 0:
             slope, intercept = np.polyfit(u, s, 1)
@@ -136,7 +137,8 @@ class Measurements:
         student_eval: family -> per padded token of an evaluation forward pass.
         student_build: family -> seconds to build one student (teacher initialisation included).
         tang: per build + per source example of the augmentation rules (labelling not included).
-        tang_rows: novel augmented examples per source example.
+        tang_rows: novel augmented examples per source example and pass (times a task's passes,
+            :meth:`~raykd.transfer.augment.TangSettings.iterations`, which differ for pair tasks).
         generator_train: per training + per example-epoch of the generator.
         generator_sample: per call + per sample drawn.
     """
@@ -378,19 +380,23 @@ def _mean(costs: list[Cost], weights: np.ndarray) -> Cost:
 
 
 def _tang(job: CalibrationJob, tokenizer) -> dict:
-    """Tang's rules on 16 and 48 real examples: the fixed part (tagger, lexicon) and the per-example part."""
+    """Tang's rules on 16 and 48 real examples, after a warm-up on 2 (the tagger's lazy load is not a cost per
+    build): the per-build and the per-example part, and the novel rows per source example and pass."""
     from raykd.transfer.augment import TangSettings, tang_augment
 
     rates = TangSettings(p_mask=job.tang["p_mask"], p_pos=job.tang["p_pos"], p_ng=job.tang["p_ng"],
                          n_iter=job.tang["n_iter"] or None)
+    mask = tokenizer.mask_token or "[MASK]"
+    tang_augment(job.frame.iloc[:2], rates, seed=0, mask_token=mask)
     seconds, sizes, rows = [], [], 0
     for n in (16, 48):
         part = job.frame.iloc[:n]
         tick = time.perf_counter()
-        rows = len(tang_augment(part, rates, seed=0, mask_token=tokenizer.mask_token or "[MASK]"))
+        rows = len(tang_augment(part, rates, seed=0, mask_token=mask))
         seconds.append(time.perf_counter() - tick)
         sizes.append(len(part))
-    return {"tang": Cost.fit(seconds, sizes), "tang_rows": rows / max(sizes[-1], 1)}
+    passes = rates.iterations("text_b" in job.frame)
+    return {"tang": Cost.fit(seconds, sizes), "tang_rows": rows / max(sizes[-1], 1) / max(passes, 1)}
 
 
 def _generation(job: CalibrationJob, tokenizer, device: str) -> dict:

@@ -197,8 +197,10 @@ def _soft_stage(work: SweepWork, m: Measurements | None) -> StageEstimate:
     for t in work.tasks:
         for n in t.to_label.values():
             seconds += _forward_s(m.teacher_forward, t.lengths, n, soft.batch_size) + n * m.tokenize.per_unit
-    # a replica starting and loading the teacher; the stage loading it again to measure it (latency: batch-1 forwards)
-    fixed = PROCESS_START_S + 2 * m.teacher_load + LATENCY_EXAMPLES * m.teacher_latency
+    # per task (each task's teacher is its own stage run): a replica starting and loading the teacher; the stage
+    # loading it again to measure it (latency: batch-1 forwards)
+    runs = sum(1 for t in work.tasks if t.to_label)
+    fixed = runs * (PROCESS_START_S + 2 * m.teacher_load + LATENCY_EXAMPLES * m.teacher_latency)
     if not work.ray_started and not any(t.fine_tune == "todo" for t in work.tasks):
         fixed += RAY_START_S  # the replicas are Ray actors: this stage starts the local instance
     total = seconds / soft.replicas + fixed
@@ -225,8 +227,8 @@ def _transfer_stage(work: SweepWork, m: Measurements | None) -> StageEstimate:
 
 def _transfer_rows(t, m: Measurements | None) -> int:
     """Rows of one built set: Tang's measured novel rows per source example (else ``n_iter``), or the samples."""
-    if t.kind == "tang":
-        ratio = m.tang_rows if m is not None and m.tang_rows is not None else t.iterations
+    if t.kind == "tang":  # measured per pass: sentence tasks make more passes than pair tasks
+        ratio = m.tang_rows * t.iterations if m is not None and m.tang_rows is not None else t.iterations
         return int(round(ratio * t.source_rows))
     return t.samples
 
@@ -274,11 +276,12 @@ def _rows(kind, work: SweepWork, m: Measurements | None) -> int:
 def _trial_s(kind, work: SweepWork, m: Measurements) -> float:
     """One trial of ``kind``: epochs x (training steps / workers + evaluation) + build + start."""
     step = m.students[kind.family]
-    if kind.data_free_steps:
+    if kind.data_free_steps:  # per student: a single-task method in a multi-task space trains one per task
         tokens = kind.data_free_steps * kind.batch_size * kind.data_free_length
         train = step.seconds(kind.data_free_steps, tokens)
         if m.teacher_train is not None:  # the teacher runs (and back-propagates) on every generated batch
             train += m.teacher_train.seconds(kind.data_free_steps, tokens)
+        train *= kind.students
     else:
         train = 0.0
         for i, task in enumerate(work.tasks):  # each task's own transfer set (a set without a task: the first's)
@@ -288,7 +291,7 @@ def _trial_s(kind, work: SweepWork, m: Measurements) -> float:
             train += step.seconds(*loop_batches(task.lengths, rows, kind.batch_size))
     evaluate = sum(_eval_s(m.student_eval[kind.family], t) for t in work.tasks)
     epoch = train / work.trials.num_workers + evaluate
-    return kind.epochs * epoch + m.student_build.get(kind.family, 0.0) + TRIAL_START_S + PROCESS_START_S
+    return kind.epochs * epoch + kind.students * m.student_build.get(kind.family, 0.0) + TRIAL_START_S + PROCESS_START_S
 
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

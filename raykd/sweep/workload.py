@@ -127,6 +127,8 @@ class TrialKind:
         transfers: ``(transfer set, probability a trial of this kind trains on it)``.
         data_free_steps: student steps per epoch of a data-free method (0: passes over the data).
         data_free_length: tokens of its generated examples.
+        students: students one trial trains: 1 for a method with one shared student (``MULTI_TASK``),
+            else one per task of the space (a single-task method in a multi-task space).
     """
 
     method: str
@@ -137,6 +139,7 @@ class TrialKind:
     transfers: tuple = ()
     data_free_steps: int = 0
     data_free_length: int = 0
+    students: int = 1
 
 
 @dataclass(frozen=True)
@@ -462,11 +465,15 @@ def _transfer_work(pre, task: TaskWork, module, domains: dict, kind: str, settin
                                            "n_iter")]
     combos = _product([_distinct(domains[n]) for n in own])
     trained = [n for n in getattr(module, "GENERATOR_SETTINGS", own) if n in domains]
-    cap, n = settings.get("max_samples", 0), max(1, round(settings["multiple"] * rows))
+    # the expected samples over the multiples the sampler draws (a choice's middle is its lower value)
+    multiples = _values(domains["multiple"]) if "multiple" in domains else (settings["multiple"],)
+    cap = settings.get("max_samples", 0)
+    counts = [max(1, round(float(m) * rows)) for m in multiples]
+    n = int(round(np.mean([min(c, cap) if cap else c for c in counts])))
     pretrain = len(frames["ood"]) if settings.get("pretrain_ood") and "ood" in frames else 0
     return TransferWork("generation", settings, builds=expected_distinct(combos, asks),
                         generators=expected_distinct(_product([_distinct(domains[n]) for n in trained]), asks),
-                        source_rows=rows, samples=min(n, cap) if cap else n,
+                        source_rows=rows, samples=n,
                         gen_epochs=int(settings["generator"]["epochs"]), pretrain_rows=pretrain,
                         cached=combos == 1 and _cached_set(pre, task, kind, settings), task=task.name)
 
@@ -517,7 +524,8 @@ def _trials(pre, cluster: dict, trials: int, per_method: dict, *, reserve=None) 
                                    epochs=epochs, batch_size=int(middle(setting("batch_size"))),
                                    transfers=per_method.get(method, ()),
                                    data_free_steps=int(expected(setting("steps_per_epoch"))) if data_free else 0,
-                                   data_free_length=min(length, space.data.max_length)))
+                                   data_free_length=min(length, space.data.max_length),
+                                   students=1 if getattr(module, "MULTI_TASK", False) else len(pre.tasks)))
     res = space.resources
     concurrency = (options.max_concurrent or space.budget.max_concurrent
                    or default_max_concurrent(cluster, space, reserve=reserve))
