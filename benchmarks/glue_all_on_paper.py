@@ -496,11 +496,11 @@ def report(run: Run) -> None:
         print(f"- caveat: Tang's rules came out at {tang.per_call:.1f} s per build and 0 per source example (raykd "
               "times 16 then 48 examples with no warm-up, so the first call carries the tagger's lazy load and the "
               "fit's slope is negative); their per-example part is missing from the transfer-set figure")
-    big = [f"stages.{name}.memory_gb {getattr(space.stages, name).memory_gb:g}" for name in
-           ("teacher", "soft_targets", "transfer_sets") if (getattr(space.stages, name).memory_gb or 0) > ram]
-    if big:
-        print(f"- caveat: {', '.join(big)} exceed the {ram:.1f} GiB of Ray memory of one g5.2xlarge, so those units "
-              "fit no stated node; the estimate (which does not look at memory) assumes they are scheduled")
+    from raykd.stages import resolve_stages, unfit_units
+
+    cluster, nodes = stated_cluster(args.gpu_nodes)
+    for line in unfit_units(resolve_stages(space, cluster, nodes), nodes):  # what raykd validate --estimate warns
+        print(f"- warning: {line}")
 
 
 def main() -> None:

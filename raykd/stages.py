@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 from raykd.config import StageResources, SweepConfig
 
-__all__ = ["StagePlan", "resolve_stages", "resolve_stage", "describe_stages", "STAGE_NAMES", "cluster_nodes", "largest_fit",
-           "teacher_task_cpus"]
+__all__ = ["StagePlan", "resolve_stages", "unfit_units", "resolve_stage", "describe_stages", "STAGE_NAMES",
+           "cluster_nodes", "largest_fit", "teacher_task_cpus"]
 
 STAGE_NAMES = ("teacher", "soft_targets", "transfer_sets")
 """The heavy stages, in the order a sweep runs them."""
@@ -76,6 +76,25 @@ def largest_fit(nodes: list[dict[str, float]], gpus: float) -> float:
     """The most CPUs one unit asking for ``gpus`` GPUs can get: the CPUs of the biggest node that has them."""
     fitting = [n.get("CPU", 0.0) for n in nodes if n.get("GPU", 0.0) >= gpus]
     return max(fitting, default=0.0)
+
+
+def unfit_units(plans: dict[str, StagePlan], nodes: list[dict[str, float]]) -> list[str]:
+    """One line per stage whose unit (a teacher task, a replica, a build) fits on none of ``nodes``.
+
+    A unit fits a node that has its GPUs, its CPUs and its memory (``ray.nodes()``'s ``memory``, in
+    bytes: what Ray schedules against, about 70% of the machine). Ray would leave such a unit pending
+    for ever on these nodes; on an autoscaling cluster a bigger node type may still come, so callers
+    warn rather than refuse.
+    """
+    lines = []
+    for name, plan in plans.items():
+        need = {"GPU": plan.gpus, "CPU": plan.cpus or 0.0, "memory": plan.memory_gb * GIB}
+        if nodes and not any(all(n.get(k, 0.0) >= v for k, v in need.items() if v) for n in nodes):
+            biggest = max(nodes, key=lambda n: (n.get("GPU", 0.0), n.get("memory", 0.0)))
+            lines.append(f"stages.{name} asks for {plan.describe()} per unit, which no node has (the biggest: "
+                         f"{biggest.get('GPU', 0):g} GPU, {biggest.get('CPU', 0):g} CPU, "
+                         f"{biggest.get('memory', 0) / GIB:.1f} GiB of Ray memory); lower it or add a bigger node type")
+    return lines
 
 
 def teacher_task_cpus(plan: StagePlan | None, *, free: float, pending: int, floor: float,

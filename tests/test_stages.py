@@ -156,3 +156,18 @@ def test_a_restarted_fine_tuning_run_continues_from_its_last_epoch(tiny_base, tm
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
     card = json.loads((tmp_path / "resumed" / "training_card.json").read_text())
     assert card["epochs"] == 3 and set(card["dev_metrics"]) == {"accuracy"}
+
+
+def test_units_that_fit_no_node_are_named_with_the_biggest_node():
+    """A g5.2xlarge gives Ray about 21 GiB: a 24 GiB teacher task fits none of them; 16 GiB fits."""
+    from raykd.stages import GIB, StagePlan, unfit_units
+
+    nodes = [{"CPU": 0.0, "memory": 8 * GIB}] + [{"CPU": 8.0, "GPU": 1.0, "memory": 21.3 * GIB}] * 2
+    plans = {"teacher": StagePlan(gpus=1.0, cpus=8.0, memory_gb=24.0),
+             "soft_targets": StagePlan(gpus=1.0, cpus=4.0, memory_gb=8.0, replicas=2, batch_size=64),
+             "transfer_sets": StagePlan(gpus=2.0, cpus=8.0, memory_gb=16.0)}
+    lines = unfit_units(plans, nodes)
+    assert len(lines) == 2
+    assert lines[0].startswith("stages.teacher asks for 1 GPU, 8 CPU, 24 GiB") and "21.3 GiB of Ray memory" in lines[0]
+    assert lines[1].startswith("stages.transfer_sets asks for 2 GPU")
+    assert unfit_units({"teacher": StagePlan(gpus=1.0, cpus=8.0, memory_gb=16.0)}, nodes) == []

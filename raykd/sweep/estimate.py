@@ -96,11 +96,13 @@ class SweepEstimate:
         stages: one :class:`StageEstimate` per stage, in :data:`STAGE_LABELS` order.
         where: the hardware it was calibrated on, in words.
         calibration_s: wall seconds the calibration took.
+        warnings: lines printed under the table (stage units that fit no node of the cluster).
     """
 
     stages: list[StageEstimate]
     where: str = ""
     calibration_s: float = 0.0
+    warnings: tuple[str, ...] = ()
 
     @property
     def total(self) -> float:
@@ -118,6 +120,7 @@ class SweepEstimate:
             shown = format_duration(s.seconds) if s.status == "estimated" else "0 s"
             lines.append(f"  {STAGE_LABELS[s.stage]:14s} {shown:>9s}  {s.detail}")
         lines.append(f"  {'total':14s} {format_duration(self.total):>9s}")
+        lines += [f"warning: {line}" for line in self.warnings]
         return "\n".join(lines)
 
 
@@ -141,7 +144,14 @@ def estimate_sweep(pre, *, done_trials: int | None = None) -> SweepEstimate:
     done = _done_trials(pre) if done_trials is None else done_trials
     work = plan_work(pre, cluster, nodes, done_trials=done, on_ray=on_ray)
     jobs = calibration_jobs(pre, work)
-    return predict(work, run_calibrations(jobs, work, on_ray=on_ray))
+    estimate = predict(work, run_calibrations(jobs, work, on_ray=on_ray))
+    if nodes:
+        from dataclasses import replace
+
+        from raykd.stages import resolve_stages, unfit_units
+
+        estimate = replace(estimate, warnings=tuple(unfit_units(resolve_stages(pre.space, cluster, nodes), nodes)))
+    return estimate
 
 
 def predict(work: SweepWork, measured: dict[str, Measurements]) -> SweepEstimate:
