@@ -364,6 +364,7 @@ def test_calibration_times_every_workload_on_real_models():
     assert m.threads == 1 and m.seconds > 0
 
 
+@pytest.mark.integration  # reads two real tasks and checks two teachers (about 30 s)
 def test_each_task_of_a_multi_task_space_builds_its_own_transfer_set(tmp_path):
     """Single-task methods in a multi-task space distil one student per task, each on its own task's set:
     the estimate plans a Tang build per task, costs each on its task's lengths, and calibrates on the
