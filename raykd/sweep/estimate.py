@@ -37,7 +37,7 @@ keeps estimate and actual side by side.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -146,8 +146,6 @@ def estimate_sweep(pre, *, done_trials: int | None = None) -> SweepEstimate:
     jobs = calibration_jobs(pre, work)
     estimate = predict(work, run_calibrations(jobs, work, on_ray=on_ray))
     if nodes:
-        from dataclasses import replace
-
         from raykd.stages import resolve_stages, unfit_units
 
         estimate = replace(estimate, warnings=tuple(unfit_units(resolve_stages(pre.space, cluster, nodes), nodes)))
