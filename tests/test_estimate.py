@@ -106,6 +106,38 @@ def test_trials_weigh_families_by_their_share():
     assert seconds({"bilstm": 0.5, "transformer": 0.5}) == pytest.approx((bilstm + transformer) / 2)
 
 
+def test_drawn_trials_are_costed_by_their_own_architecture():
+    """The sampler's first draws are known: a drawn big transformer costs its own step cost, not the family mean."""
+    small, big = Cost(1e-2, 2e-7), Cost(1e-1, 4e-6)
+    mean = Cost(5.5e-2, 2.1e-6)
+    m = _measured(students={"transformer": mean}, student_eval={"transformer": Cost(0, 1e-6)},
+                  student_build={"transformer": 0.5},
+                  architectures={"transformer": [({"init": "random", "num_layers": 1}, small, Cost(0, 1e-7)),
+                                                 ({"init": "teacher_skip", "num_layers": 2}, big, Cost(0, 2e-6))]})
+    kinds = (TrialKind("vanilla", "transformer", 1.0, epochs=1, batch_size=64),)
+
+    def seconds(drawn, trials=2):
+        work = _work(trials=trials, concurrency=1, kinds=kinds)
+        work = replace(work, trials=replace(work.trials, drawn=drawn))
+        return _stage(predict(work, m), "trials")
+
+    def one(step, ev):
+        return _stage(predict(_work(trials=1, concurrency=1, kinds=kinds), _measured(
+            students={"transformer": step}, student_eval={"transformer": ev}, student_build={"transformer": 0.5})),
+            "trials").seconds
+
+    averaged = seconds(())
+    assert averaged.seconds == pytest.approx(2 * one(mean, Cost(0, 1e-6)))
+    big_draw = ("vanilla", "transformer", {"init": "teacher_skip", "num_layers": 2, "training": {"lr": 3e-4}})
+    small_draw = ("vanilla", "transformer", {"init": "random", "num_layers": 1, "hidden_size": 64})
+    both_big = seconds((big_draw, big_draw))
+    assert both_big.seconds == pytest.approx(2 * one(big, Cost(0, 2e-6)))
+    assert "2 trial(s): the sampler's first 2 draws" in both_big.detail
+    mixed = seconds((big_draw, small_draw), trials=3)  # the third trial is not drawn yet: the family mean
+    assert mixed.seconds == pytest.approx(one(big, Cost(0, 2e-6)) + one(small, Cost(0, 1e-7)) + one(mean, Cost(0, 1e-6)))
+    assert seconds((big_draw, big_draw), trials=1).seconds == pytest.approx(one(big, Cost(0, 2e-6)))
+
+
 def test_cached_stages_count_zero_and_say_so():
     m = _measured()
     work = _work([_task(to_label={}, fine_tune="cached")],
@@ -132,6 +164,35 @@ def test_teacher_stage_counts_teachers_and_how_many_run_at_once():
     assert _stage(predict(attached, m), "teacher").seconds == pytest.approx(one)
     soft = _stage(predict(_work([_task(fine_tune="todo")]), m), "soft_targets").seconds
     assert soft == pytest.approx(_stage(predict(_work(), m), "soft_targets").seconds - RAY_START_S)
+
+
+def test_teachers_beyond_the_cores_share_them():
+    """3 one-thread teachers on the local instance's 3 logical CPUs of 2 cores: 2 run at full speed."""
+    m = _measured()
+    one = _stage(predict(_work([_task(fine_tune="todo")]), m), "teacher").seconds - RAY_START_S
+    three = _work([_task(fine_tune="todo", name=n) for n in "abc"])
+    scheduled = replace(three, fine_tune=replace(three.fine_tune, slots=3, threads=1, full_speed=3))
+    on_two_cores = replace(three, fine_tune=replace(three.fine_tune, slots=3, threads=1, full_speed=2))
+    assert _stage(predict(scheduled, m), "teacher").seconds - RAY_START_S == pytest.approx(one)
+    shared = _stage(predict(on_two_cores, m), "teacher")
+    assert shared.seconds - RAY_START_S == pytest.approx(1.5 * one)
+    assert "2 at full speed" in shared.detail
+
+
+def test_the_local_instance_plans_teachers_at_its_cores(monkeypatch):
+    from types import SimpleNamespace
+
+    from raykd.stages import StagePlan
+    from raykd.sweep import workload
+
+    monkeypatch.setattr(workload.os, "cpu_count", lambda: 2)
+    space = SimpleNamespace(resources=SimpleNamespace(cpus_per_worker=1),
+                            teacher=SimpleNamespace(fine_tune_epochs=3, fine_tune_batch_size=32))
+    plan = StagePlan(cpus=None)
+    local = workload._fine_tune(space, plan, {"CPU": 3.0}, todo=4, cores=2)
+    assert (local.slots, local.threads, local.full_speed) == (3, 1, 2)
+    cluster = workload._fine_tune(space, plan, {"CPU": 8.0}, todo=4, cores=4, nodes=[{"CPU": 4.0}, {"CPU": 4.0}])
+    assert (cluster.slots, cluster.full_speed) == (4, 4)
 
 
 def test_transfer_sets_use_the_measured_novel_rows_and_count_builds():

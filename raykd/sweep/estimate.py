@@ -9,7 +9,8 @@ and applies the measured costs with :func:`predict`. Every term, in seconds:
 * **teacher** (teachers to fine-tune): per teacher, ``epochs x`` (fine-tuning steps over the training
   split's length-bucketed batches at ``teacher.fine_tune_batch_size`` + an evaluation pass over dev)
   + loading and saving + the check on dev after it; teachers share the free CPUs, so the stage
-  takes the larger of the longest teacher and their sum over the teachers running at once.
+  takes the larger of the longest teacher and their sum over the teachers the cores run at full
+  speed (fewer than run at once on the local instance, whose extra logical CPU is no core).
 * **soft targets** (every split still missing from the cache): rows x tokenisation + the teacher's
   forward pass over length-sorted batches of ``stages.soft_targets.batch_size``, divided by the
   replicas, + one replica start and the teacher's measurement (its batch-1 latency), + the local
@@ -189,11 +190,15 @@ def _teacher_stage(work: SweepWork, m: Measurements | None) -> StageEstimate:
         # epochs x (steps + dev pass), a worker start, load + save + the reload of the check, the check's dev pass
         each.append(ft.epochs * (epoch + _eval_s(m.teacher_forward, t)) + PROCESS_START_S + 3 * m.teacher_load
                     + _eval_s(m.teacher_forward, t))
-    seconds = max(max(each), sum(each) / ft.slots) + (0.0 if work.ray_started else RAY_START_S)
+    # more teachers at once than the cores carry (the local instance's extra logical CPU): each runs slower
+    full = max(1, min(ft.slots, len(todo), ft.full_speed or ft.slots))
+    slower = min(ft.slots, len(todo)) / full
+    seconds = max(max(each) * slower, sum(each) / full) + (0.0 if work.ray_started else RAY_START_S)
     rows = sum(t.train_rows for t in todo)
+    shared = f", {full} at full speed" if slower > 1 else ""
     return StageEstimate("teacher", seconds, detail=(
         f"{len(todo)} teacher(s) x {rows // len(todo):,} examples x {ft.epochs} epoch(s) x "
-        f"{train / max(rows, 1) * 1e3:.2f} ms + dev passes, {ft.slots} at once ({ft.threads} thread(s) each)"))
+        f"{train / max(rows, 1) * 1e3:.2f} ms + dev passes, {ft.slots} at once ({ft.threads} thread(s) each{shared})"))
 
 
 def _soft_stage(work: SweepWork, m: Measurements | None) -> StageEstimate:
@@ -265,11 +270,20 @@ def _trial_stage(work: SweepWork, m: Measurements | None) -> StageEstimate:
         expected += kind.share * seconds
         parts.append(f"{kind.method}/{kind.family} {kind.share:.0%}: {kind.epochs:g} epoch(s) x "
                      f"{_rows(kind, work, m):,} rows, {seconds:.0f} s")
+    kinds = {(k.method, k.family): k for k in tw.kinds}
+    drawn = [_trial_s(kinds[method, family], work, m, architecture)
+             for method, family, architecture in tw.drawn[:tw.trials] if (method, family) in kinds]
     at_once = max(1, min(tw.concurrency, tw.trials))
-    seconds = tw.trials * expected / at_once
+    total = sum(drawn) + (tw.trials - len(drawn)) * expected
+    seconds = total / at_once
     capped = tw.time_budget_s is not None and seconds > tw.time_budget_s
     start = TRIAL_START_S + PROCESS_START_S
-    detail = (f"{tw.trials} trial(s) x {expected:.0f} s / {at_once} at once (each + {start:.0f} s start): "
+    rest = tw.trials - len(drawn)
+    shown = f"{tw.trials} trial(s) x {expected:.0f} s"
+    if drawn:
+        shown = (f"{tw.trials} trial(s): the sampler's first {len(drawn)} draws {sum(drawn):.0f} s"
+                 + (f" + {rest} more x {expected:.0f} s" if rest else ""))
+    detail = (f"{shown} / {at_once} at once (each + {start:.0f} s start): "
               + "; ".join(parts) + (f"; capped by budget.time_budget_s {tw.time_budget_s:g} s" if capped else ""))
     return StageEstimate("trials", min(seconds, tw.time_budget_s) if capped else seconds, detail=detail)
 
@@ -281,9 +295,10 @@ def _rows(kind, work: SweepWork, m: Measurements | None) -> int:
     return int(sum(t.train_rows for t in work.tasks) + extra)
 
 
-def _trial_s(kind, work: SweepWork, m: Measurements) -> float:
-    """One trial of ``kind``: epochs x (training steps / workers + evaluation) + build + start."""
-    step = m.students[kind.family]
+def _trial_s(kind, work: SweepWork, m: Measurements, architecture: dict | None = None) -> float:
+    """One trial of ``kind``: epochs x (training steps / workers + evaluation) + build + start; with
+    ``architecture`` (a drawn trial's student settings), its own calibrated step cost, else the family's mean."""
+    step, evaluation = _student_costs(m, kind.family, architecture)
     if kind.data_free_steps:  # per student: a single-task method in a multi-task space trains one per task
         tokens = kind.data_free_steps * kind.batch_size * kind.data_free_length
         train = step.seconds(kind.data_free_steps, tokens)
@@ -297,9 +312,21 @@ def _trial_s(kind, work: SweepWork, m: Measurements) -> float:
                         if t.task == task.name or (not t.task and i == 0))
             rows = task.train_rows + int(extra)
             train += step.seconds(*loop_batches(task.lengths, rows, kind.batch_size))
-    evaluate = sum(_eval_s(m.student_eval[kind.family], t) for t in work.tasks)
+    evaluate = sum(_eval_s(evaluation, t) for t in work.tasks)
     epoch = train / work.trials.num_workers + evaluate
     return kind.epochs * epoch + kind.students * m.student_build.get(kind.family, 0.0) + TRIAL_START_S + PROCESS_START_S
+
+
+def _student_costs(m: Measurements, family: str, architecture: dict | None) -> tuple[Cost, Cost]:
+    """(training step, evaluation) costs: of the calibrated architectures that agree with ``architecture`` on
+    the most settings (averaged on ties; a sampled range never equals the middle value timed), else the mean."""
+    timed = m.architectures.get(family) or []
+    if architecture is None or not timed:
+        return m.students[family], m.student_eval[family]
+    agree = [sum(architecture.get(k) == v for k, v in params.items()) for params, _, _ in timed]
+    best = [(step, ev) for (_, step, ev), n in zip(timed, agree) if n == max(agree)]
+    return (Cost(float(np.mean([s.per_call for s, _ in best])), float(np.mean([s.per_unit for s, _ in best]))),
+            Cost(0.0, float(np.mean([e.per_unit for _, e in best]))))
 
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

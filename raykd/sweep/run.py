@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from raykd.sweep.finish import SweepOutcome, finish_sweep
 from raykd.sweep.preflight import Preflight, SweepOptions, preflight, read_resume_meta
 from raykd.sweep.trial_plan import (DRIVER_CPU, default_max_concurrent, first_points, startup_trials,  # noqa: F401
                                     transfer_reserve)
-from raykd.trial.plan import OBJECTIVES, TrialContext
+from raykd.trial.plan import TrialContext
 
 __all__ = ["SweepOptions", "SweepOutcome", "run_sweep", "resume_sweep", "default_max_concurrent"]
 # SweepOptions lives in raykd.sweep.preflight (the checks need it) and is re-exported here, where callers look.
@@ -291,8 +290,7 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
 
     from raykd.sweep.callbacks import MlflowTrialCallback
     from raykd.sweep.progress import ProgressCallback
-    from raykd.sweep.search import TrackedOptunaSearch
-    from raykd.sweep.space import DefineByRun
+    from raykd.sweep.search import sweep_searcher
 
     _start_ray(options)
     if restore:
@@ -307,14 +305,8 @@ def _run_tuner(space: SweepConfig, options: SweepOptions, context: TrialContext,
     concurrent = (options.max_concurrent or space.budget.max_concurrent
                   or default_max_concurrent(cluster, space, reserve=transfer_reserve(space, context, cluster)))
     options.echo(f"running {num_samples} trials, at most {concurrent} at once")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=space.seed, multivariate=True, group=True, constant_liar=True,
-                                             n_startup_trials=startup_trials(num_samples))
-    searcher = TrackedOptunaSearch(
-        space=DefineByRun(space), metric=[m for m, _ in OBJECTIVES], mode=[d for _, d in OBJECTIVES],
-        sampler=sampler, study_name=sweep_dir.name, points_to_evaluate=first_points(space, num_samples),
-        storage=optuna.storages.RDBStorage(f"sqlite:///{sweep_dir / 'optuna.db'}"), tracker=tracker)
+    searcher = sweep_searcher(space, num_samples, study_name=sweep_dir.name, tracker=tracker,
+                              storage=optuna.storages.RDBStorage(f"sqlite:///{sweep_dir / 'optuna.db'}"))
     tuner = tune.Tuner(
         _trainable(context),
         tune_config=tune.TuneConfig(search_alg=searcher, num_samples=num_samples, max_concurrent_trials=concurrent,

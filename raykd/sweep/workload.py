@@ -63,7 +63,12 @@ class TaskWork:
 
 @dataclass(frozen=True)
 class FineTuneWork:
-    """The teacher stage: ``epochs`` at ``batch_size``; ``slots`` teachers at once, ``threads`` each."""
+    """The teacher stage: ``epochs`` at ``batch_size``; ``slots`` teachers at once, ``threads`` each.
+
+    ``full_speed``: how many of them the cores run at full speed (``cores // threads`` over the nodes;
+    ``slots`` on GPUs). The local instance advertises one logical CPU more than the machine has cores
+    (for the trials' sleeping drivers), so on 2 cores 3 one-thread teachers are scheduled at once and
+    each runs at 2/3 speed."""
 
     epochs: int
     batch_size: int
@@ -71,6 +76,7 @@ class FineTuneWork:
     threads: int
     gpu: bool
     ray_options: dict
+    full_speed: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,7 +150,11 @@ class TrialKind:
 
 @dataclass(frozen=True)
 class TrialWork:
-    """The trials: how many are left, how many run at once, on how many workers each."""
+    """The trials: how many are left, how many run at once, on how many workers each.
+
+    ``drawn``: ``(method, student family, its architecture settings)`` of the trials a new sweep starts
+    with, as its seeded sampler will draw them (:func:`raykd.sweep.search.first_draws`); the rest are
+    costed as the ``kinds`` weigh them. Empty when resuming (what is left then follows the results)."""
 
     trials: int
     concurrency: int
@@ -155,6 +165,7 @@ class TrialWork:
     time_budget_s: float | None = None
     ray_options: dict = field(default_factory=dict)
     configs: dict = field(default_factory=dict)
+    drawn: tuple[tuple[str, str, dict], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -385,8 +396,11 @@ def _fine_tune(space, plan, cluster: dict, todo: int, cores: int, nodes=None) ->
     if plan.gpus:
         slots = max(1, min(slots, int(cluster.get("GPU", 0) // plan.gpus) or 1))
     t = space.teacher
-    return FineTuneWork(epochs=t.fine_tune_epochs, batch_size=t.fine_tune_batch_size, slots=slots,
-                        threads=int(max(1, min(cpus, cores))), gpu=plan.gpus > 0, ray_options=plan.ray_options(cpus))
+    threads = int(max(1, min(cpus, cores)))
+    machine = sum(int(n.get("CPU", 0)) for n in nodes) if nodes else (os.cpu_count() or 1)
+    full_speed = slots if plan.gpus else max(1, min(slots, machine // threads))
+    return FineTuneWork(epochs=t.fine_tune_epochs, batch_size=t.fine_tune_batch_size, slots=slots, threads=threads,
+                        gpu=plan.gpus > 0, ray_options=plan.ray_options(cpus), full_speed=full_speed)
 
 
 def _method_shares(space, trials: int) -> dict[str, dict[str, float]]:
@@ -531,9 +545,16 @@ def _trials(pre, cluster: dict, trials: int, per_method: dict, *, reserve=None) 
                    or default_max_concurrent(cluster, space, reserve=reserve))
     ray_options = {"num_cpus": res.cpus_per_worker, "num_gpus": res.gpus_per_worker,
                    **({"resources": dict(res.worker_resources)} if res.worker_resources else {})}
+    drawn = ()
+    if 0 < trials == pre.num_samples:  # a new sweep: its first draws do not depend on any result
+        from raykd.sweep.search import first_draws
+
+        drawn = tuple((c["method"], c["student"], dict(c.get(c["student"]) or {}))
+                      for c in first_draws(space, pre.num_samples))
     return TrialWork(trials=trials, concurrency=int(concurrency), num_workers=res.num_workers,
                      threads=int(max(1, res.cpus_per_worker)), gpu=res.use_gpu, kinds=tuple(kinds),
-                     time_budget_s=space.budget.time_budget_s, ray_options=ray_options, configs=configs)
+                     time_budget_s=space.budget.time_budget_s, ray_options=ray_options, configs=configs,
+                     drawn=drawn)
 
 
 def calibration_jobs(pre, work: SweepWork) -> dict[str, CalibrationJob]:
