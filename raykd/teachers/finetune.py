@@ -48,10 +48,12 @@ def _base_model(base: str, task: TaskSpec):
 
     names = task.label_names or ("score",)
     # fp32 weights whatever the checkpoint holds (a base saved in fp16 would train to NaN on the CPU;
-    # on CUDA the forward passes run under bf16 autocast over these fp32 master weights)
+    # on CUDA the forward passes run under bf16 autocast over these fp32 master weights). A base that
+    # is already a classifier with another label count (an SST-2 teacher as the base of STS-B's) gets
+    # a fresh head instead of a size-mismatch error inside the Ray task; its encoder is kept.
     return AutoModelForSequenceClassification.from_pretrained(
         base, dtype=torch.float32, num_labels=task.num_labels, id2label=dict(enumerate(names)),
-        label2id={n: i for i, n in enumerate(names)},
+        label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True,
         problem_type="regression" if task.is_regression else "single_label_classification")
 
 
