@@ -273,12 +273,10 @@ def _trial_stage(work: SweepWork, m: Measurements | None) -> StageEstimate:
     kinds = {(k.method, k.family): k for k in tw.kinds}
     drawn = [_trial_s(kinds[method, family], work, m, architecture)
              for method, family, architecture in tw.drawn[:tw.trials] if (method, family) in kinds]
-    at_once = max(1, min(tw.concurrency, tw.trials))
-    total = sum(drawn) + (tw.trials - len(drawn)) * expected
-    seconds = total / at_once
+    at_once, rest = max(1, min(tw.concurrency, tw.trials)), tw.trials - len(drawn)
+    seconds = (sum(drawn) + rest * expected) / at_once
     capped = tw.time_budget_s is not None and seconds > tw.time_budget_s
     start = TRIAL_START_S + PROCESS_START_S
-    rest = tw.trials - len(drawn)
     shown = f"{tw.trials} trial(s) x {expected:.0f} s"
     if drawn:
         shown = (f"{tw.trials} trial(s): the sampler's first {len(drawn)} draws {sum(drawn):.0f} s"
